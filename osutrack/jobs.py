@@ -1,0 +1,295 @@
+"""Update-job state in Redis: the contract between the API shim and the workers.
+
+A job is a hash `osutrack:job:{job_id}` holding its status and, once finished, the diff
+body the shim returns. The shim never calls Celery's `AsyncResult.get()` (not thread-safe,
+celery issues 4480 and 6335): the worker pushes a token onto `osutrack:done:{job_id}` after
+it has committed, and waiting shim threads `BLPOP` that list, each pushing the token back
+for the next waiter, so any number of clients waiting on one job all wake.
+
+`osutrack:inflight:{mode}:{user_id}` names the job currently queued or running for a user
+and mode, so concurrent requests share one job and the upstream is fetched once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from osutrack.settings import Settings
+
+UPDATE_TASK_NAME = "osutrack.update_user"
+UPDATE_QUEUE = "updates"
+
+QUEUED = "queued"
+RUNNING = "running"
+FINISHED = "finished"
+FAILED = "failed"
+TERMINAL_STATUSES = frozenset({FINISHED, FAILED})
+
+# An in-flight marker outlives any job that is still making progress (the worker's hard
+# time limit plus retries), and expires by itself if a job is lost, so a user can never be
+# locked out of updates by a crashed worker.
+INFLIGHT_TTL_SECONDS = 600
+DONE_SIGNAL_TTL_SECONDS = 300
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A Redis client for job state and locks: text replies, bounded socket timeouts.
+
+    The socket timeout stays above the longest BLPOP a shim thread makes
+    (UPDATE_WAIT_MAX_SECONDS), so a wait is never cut short by the client itself.
+    """
+    return redis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=3,
+        socket_timeout=settings.update_wait_max_seconds + 5,
+        health_check_interval=30,
+    )
+
+
+def job_key(job_id: str) -> str:
+    return f"osutrack:job:{job_id}"
+
+
+def done_key(job_id: str) -> str:
+    return f"osutrack:done:{job_id}"
+
+
+def inflight_key(user_id: int, mode: int) -> str:
+    return f"osutrack:inflight:{mode}:{user_id}"
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What is known about one update job."""
+
+    job_id: str
+    status: str
+    user_id: int
+    mode: int
+    enqueued_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    http_status: int | None = None
+    retry_after: int | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def _optional_float(raw: str | None) -> float | None:
+    return float(raw) if raw else None
+
+
+def _optional_int(raw: str | None) -> int | None:
+    return int(raw) if raw else None
+
+
+def read_job(client: redis.Redis, job_id: str) -> JobState | None:
+    """The job's current state, or None if no such job is known (or it expired)."""
+    fields: dict[str, str] = client.hgetall(job_key(job_id))  # type: ignore[assignment]
+    if not fields:
+        return None
+    result = fields.get("result")
+    return JobState(
+        job_id=job_id,
+        status=fields["status"],
+        user_id=int(fields["user_id"]),
+        mode=int(fields["mode"]),
+        enqueued_at=float(fields["enqueued_at"]),
+        started_at=_optional_float(fields.get("started_at")),
+        finished_at=_optional_float(fields.get("finished_at")),
+        result=json.loads(result) if result else None,
+        error=fields.get("error") or None,
+        http_status=_optional_int(fields.get("http_status")),
+        retry_after=_optional_int(fields.get("retry_after")),
+    )
+
+
+# Atomically join the job in flight for (user, mode) or register a new one. Doing the check
+# and the registration in one script closes the race where two requests both see no job and
+# both enqueue one.
+_CREATE_OR_JOIN = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local status = redis.call('HGET', 'osutrack:job:' .. existing, 'status')
+  if status == 'queued' or status == 'running' then
+    return {existing, 0}
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('HSET', KEYS[2], 'status', 'queued', 'user_id', ARGV[3], 'mode', ARGV[4],
+           'enqueued_at', ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return {ARGV[1], 1}
+"""
+
+
+def create_or_join_job(
+    client: redis.Redis, user_id: int, mode: int, job_ttl_seconds: int
+) -> tuple[str, bool]:
+    """Return (job_id, created): the job in flight for this user and mode, or a new one.
+
+    When `created` is True the caller must enqueue the task for the new job id; when it is
+    False another request already did.
+    """
+    new_id = str(uuid.uuid4())
+    job_id, created = client.eval(  # type: ignore[misc]
+        _CREATE_OR_JOIN,
+        2,
+        inflight_key(user_id, mode),
+        job_key(new_id),
+        new_id,
+        INFLIGHT_TTL_SECONDS,
+        user_id,
+        mode,
+        repr(time.time()),
+        job_ttl_seconds,
+    )
+    return str(job_id), bool(created)
+
+
+def abandon_job(client: redis.Redis, job_id: str, user_id: int, mode: int) -> None:
+    """Forget a job that could not be enqueued, so the next request creates a fresh one."""
+    _release_inflight(client, job_id, user_id, mode)
+    client.delete(job_key(job_id))
+
+
+def mark_running(client: redis.Redis, job_id: str) -> None:
+    """Record that a worker picked the job up (a no-op if the job state expired)."""
+    key = job_key(job_id)
+    if client.exists(key):
+        client.hset(key, mapping={"status": RUNNING, "started_at": repr(time.time())})
+
+
+# Compare-and-delete: only the job that owns the in-flight marker may clear it, so a late
+# redelivered copy cannot release the marker of a newer job for the same user.
+_RELEASE_INFLIGHT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _release_inflight(client: redis.Redis, job_id: str, user_id: int, mode: int) -> None:
+    client.eval(_RELEASE_INFLIGHT, 1, inflight_key(user_id, mode), job_id)
+
+
+def _complete(
+    client: redis.Redis,
+    job_id: str,
+    user_id: int,
+    mode: int,
+    fields: dict[str, str],
+    job_ttl_seconds: int,
+) -> None:
+    key = job_key(job_id)
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(
+        key,
+        mapping={
+            "user_id": str(user_id),
+            "mode": str(mode),
+            "finished_at": repr(time.time()),
+            **fields,
+        },
+    )
+    pipe.hsetnx(key, "enqueued_at", repr(time.time()))
+    pipe.expire(key, job_ttl_seconds)
+    pipe.delete(done_key(job_id))
+    pipe.lpush(done_key(job_id), "1")
+    pipe.expire(done_key(job_id), DONE_SIGNAL_TTL_SECONDS)
+    pipe.execute()
+    _release_inflight(client, job_id, user_id, mode)
+
+
+def finish_job(
+    client: redis.Redis,
+    job_id: str,
+    user_id: int,
+    mode: int,
+    result: dict[str, Any],
+    job_ttl_seconds: int,
+) -> None:
+    """Publish a finished job's diff body and wake its waiters. Call after the commit."""
+    _complete(
+        client,
+        job_id,
+        user_id,
+        mode,
+        {"status": FINISHED, "result": json.dumps(result), "http_status": "200"},
+        job_ttl_seconds,
+    )
+
+
+def fail_job(
+    client: redis.Redis,
+    job_id: str,
+    user_id: int,
+    mode: int,
+    error: str,
+    http_status: int,
+    job_ttl_seconds: int,
+    retry_after: int | None = None,
+) -> None:
+    """Publish a failed job (`http_status` is what the shim answers: 502 or 503)."""
+    fields = {"status": FAILED, "error": error, "http_status": str(http_status)}
+    if retry_after is not None:
+        fields["retry_after"] = str(retry_after)
+    _complete(client, job_id, user_id, mode, fields, job_ttl_seconds)
+
+
+def wait_for_job(client: redis.Redis, job_id: str, timeout: float) -> JobState | None:
+    """Wait up to `timeout` seconds for the job to finish or fail; return its state.
+
+    Returns None if the job is unknown. The returned state may still be queued or running
+    when the timeout passed first.
+    """
+    state = read_job(client, job_id)
+    if state is None or state.is_terminal or timeout <= 0:
+        return state
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        # BLPOP takes whole or fractional seconds; 0 would mean "forever".
+        popped = client.blpop([done_key(job_id)], timeout=max(remaining, 0.01))
+        if popped is not None:
+            # Hand the token on so every other client waiting on this job wakes too.
+            pipe = client.pipeline(transaction=True)
+            pipe.lpush(done_key(job_id), "1")
+            pipe.expire(done_key(job_id), DONE_SIGNAL_TTL_SECONDS)
+            pipe.execute()
+            break
+        # A job can end without a token (its state expired, Redis restarted): re-check.
+        state = read_job(client, job_id)
+        if state is None or state.is_terminal:
+            return state
+    return read_job(client, job_id)
+
+
+def queue_position(
+    client: redis.Redis, queue_name: str, job_id: str, scan_limit: int = 10000
+) -> int | None:
+    """0-based position of the job's message in the Celery queue (0 = next to run).
+
+    Kombu's Redis transport LPUSHes messages and BRPOPs them, so the next message is the
+    last element of the list. Returns None when the message is not found within the
+    `scan_limit` oldest messages (already taken by a worker, or deep in a huge backlog).
+    """
+    messages: list[str] = client.lrange(queue_name, -scan_limit, -1)  # type: ignore[assignment]
+    for position, raw in enumerate(reversed(messages)):
+        if job_id in raw:
+            return position
+    return None

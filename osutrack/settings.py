@@ -1,0 +1,143 @@
+"""The one place that reads the environment.
+
+Every process (API shim, Celery worker, beat, simulator, dev launcher) builds a `Settings`
+with `load_settings()` and passes values down; nothing else touches `os.environ`. The names
+are the operator contract documented in README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_OSU_BASE_URL = "https://osu.ppy.sh"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, "").strip() or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one process, read once at start-up."""
+
+    database_url: str = ""
+    redis_url: str = ""
+    data_dir: Path = Path(".osutrack")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    osu_api_base_url: str = DEFAULT_OSU_BASE_URL
+    osu_client_id: str = ""
+    osu_client_secret: str = field(default="", repr=False)
+    osu_api_key: str = field(default="", repr=False)
+    # "v1" or "v2"; empty means: v2 when client credentials are set, else v1 when a key is.
+    osu_api_version: str = ""
+    osu_api_timeout_seconds: float = 10.0
+    osu_api_max_attempts: int = 3
+    osu_api_retry_backoff_seconds: float = 0.5
+
+    update_wait_seconds: float = 20.0
+    update_wait_max_seconds: float = 60.0
+    job_ttl_seconds: int = 86400
+    bestplays_refresh_seconds: int = 60
+    bestplays_table_size: int = 10000
+    peaks_recompute_seconds: int = 3600
+    worker_concurrency: int = 2
+    statement_timeout_ms: int = 10000
+    log_level: str = "INFO"
+
+    simulator_port: int = 8090
+    # Ports of the private Postgres and Redis that `make run` starts when DATABASE_URL or
+    # REDIS_URL is unset.
+    private_postgres_port: int = 54329
+    private_redis_port: int = 63799
+
+    @property
+    def osu_credentials_configured(self) -> bool:
+        """True when real osu! API credentials (v2 client or v1 key) are set."""
+        return bool((self.osu_client_id and self.osu_client_secret) or self.osu_api_key)
+
+    @property
+    def effective_api_version(self) -> str:
+        """The upstream API flavour workers use: "v1" or "v2"."""
+        if self.osu_api_version:
+            return self.osu_api_version
+        if self.osu_client_id and self.osu_client_secret:
+            return "v2"
+        if self.osu_api_key:
+            return "v1"
+        return "v2"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from `env` (the process environment by default).
+
+    Raises `SettingsError` naming the variable when a value is unusable, so a
+    misconfigured process stops at start-up instead of failing on its first job.
+    """
+    env = os.environ if env is None else env
+    version = _str(env, "OSU_API_VERSION").lower()
+    if version not in ("", "v1", "v2"):
+        raise SettingsError(f"OSU_API_VERSION must be v1 or v2, got {version!r}")
+    wait_max = _float(env, "UPDATE_WAIT_MAX_SECONDS", 60.0)
+    settings = Settings(
+        database_url=_str(env, "DATABASE_URL"),
+        redis_url=_str(env, "REDIS_URL"),
+        data_dir=Path(_str(env, "OSUTRACK_DATA_DIR", ".osutrack")),
+        host=_str(env, "HOST", "127.0.0.1"),
+        port=_int(env, "PORT", 8000, minimum=1),
+        osu_api_base_url=_str(env, "OSU_API_BASE_URL", DEFAULT_OSU_BASE_URL).rstrip("/"),
+        osu_client_id=_str(env, "OSU_CLIENT_ID"),
+        osu_client_secret=_str(env, "OSU_CLIENT_SECRET"),
+        osu_api_key=_str(env, "OSU_API_KEY"),
+        osu_api_version=version,
+        osu_api_timeout_seconds=_float(env, "OSU_API_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+        osu_api_max_attempts=_int(env, "OSU_API_MAX_ATTEMPTS", 3, minimum=1),
+        osu_api_retry_backoff_seconds=_float(env, "OSU_API_RETRY_BACKOFF_SECONDS", 0.5),
+        update_wait_seconds=min(_float(env, "UPDATE_WAIT_SECONDS", 20.0), wait_max),
+        update_wait_max_seconds=wait_max,
+        job_ttl_seconds=_int(env, "JOB_TTL_SECONDS", 86400, minimum=60),
+        bestplays_refresh_seconds=_int(env, "BESTPLAYS_REFRESH_SECONDS", 60, minimum=1),
+        bestplays_table_size=_int(env, "BESTPLAYS_TABLE_SIZE", 10000, minimum=10000),
+        peaks_recompute_seconds=_int(env, "PEAKS_RECOMPUTE_SECONDS", 3600, minimum=1),
+        worker_concurrency=_int(env, "WORKER_CONCURRENCY", 2, minimum=1),
+        statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 10000, minimum=100),
+        log_level=_str(env, "LOG_LEVEL", "INFO").upper(),
+        simulator_port=_int(env, "SIMULATOR_PORT", 8090, minimum=1),
+        private_postgres_port=_int(env, "OSUTRACK_PG_PORT", 54329, minimum=1),
+        private_redis_port=_int(env, "OSUTRACK_REDIS_PORT", 63799, minimum=1),
+    )
+    return settings

@@ -1,0 +1,154 @@
+"""Database tables, as SQLAlchemy Core metadata.
+
+The tables are created and changed only by the alembic migrations in `worker/migrations`;
+this module describes them for queries. Timestamps are `timestamptz` and always written in
+UTC. Every table that a job writes has a natural key, so a redelivered job writes nothing
+twice (`ON CONFLICT`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# Players that were ever updated; `username` is the name seen at the latest update, looked
+# up case-insensitively by /hiscores?userMode=username.
+tracked_users = Table(
+    "tracked_users",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("username", Text, nullable=False),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("last_updated_at", DateTime(timezone=True), nullable=False),
+    Index("tracked_users_username_lower", text("lower(username)")),
+)
+
+# One row per stored stats snapshot. An unchanged stretch is kept as two rows (first seen,
+# last seen): the newer one has its `captured_at` moved forward instead of a third row.
+stats_snapshots = Table(
+    "stats_snapshots",
+    metadata,
+    Column("snapshot_id", BigInteger, Identity(), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("mode", SmallInteger, nullable=False),
+    Column("count300", BigInteger, nullable=False),
+    Column("count100", BigInteger, nullable=False),
+    Column("count50", BigInteger, nullable=False),
+    Column("playcount", BigInteger, nullable=False),
+    Column("ranked_score", BigInteger, nullable=False),
+    Column("total_score", BigInteger, nullable=False),
+    Column("pp_rank", BigInteger, nullable=False),
+    Column("level", Double, nullable=False),
+    Column("pp_raw", Double, nullable=False),
+    Column("accuracy", Double, nullable=False),
+    Column("count_rank_ss", BigInteger, nullable=False),
+    Column("count_rank_s", BigInteger, nullable=False),
+    Column("count_rank_a", BigInteger, nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("user_id", "mode", "captured_at", name="stats_snapshots_user_mode_time"),
+)
+
+# Every top play ever seen for a user and mode, keyed by its osu! score id (v1 `score_id`;
+# v2 `legacy_score_id` when above 0, else `id`). `update_time` is when it was first recorded.
+hiscores = Table(
+    "hiscores",
+    metadata,
+    Column("mode", SmallInteger, nullable=False),
+    Column("score_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("beatmap_id", BigInteger, nullable=False),
+    Column("score", BigInteger, nullable=False),
+    Column("pp", Double, nullable=False),
+    Column("mods", BigInteger, nullable=False),
+    Column("rank", String(4), nullable=False),
+    Column("score_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("mode", "score_id", name="hiscores_pkey"),
+    Index("hiscores_user_mode_time", "user_id", "mode", "score_time"),
+    Index("hiscores_mode_pp", "mode", text("pp DESC"), "score_time", "score_id"),
+    Index("hiscores_mode_time", "mode", "score_time"),
+)
+
+# Best rank and accuracy per user and mode, kept current by each update in its own
+# transaction and recomputed from `stats_snapshots` by a beat task.
+peaks = Table(
+    "peaks",
+    metadata,
+    Column("user_id", BigInteger, nullable=False),
+    Column("mode", SmallInteger, nullable=False),
+    Column("best_global_rank", BigInteger),
+    Column("best_rank_at", DateTime(timezone=True)),
+    Column("best_accuracy", Double),
+    Column("best_acc_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("user_id", "mode", name="peaks_pkey"),
+)
+
+# The top plays by pp per mode (BESTPLAYS_TABLE_SIZE rows each), rebuilt by beat.
+bestplays = Table(
+    "bestplays",
+    metadata,
+    Column("mode", SmallInteger, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("score_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("beatmap_id", BigInteger, nullable=False),
+    Column("score", BigInteger, nullable=False),
+    Column("pp", Double, nullable=False),
+    Column("mods", BigInteger, nullable=False),
+    Column("rank", String(4), nullable=False),
+    Column("score_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("mode", "position", name="bestplays_pkey"),
+    Index("bestplays_mode_time", "mode", "score_time"),
+)
+
+# When each mode's bestplays table was last rebuilt.
+bestplays_refreshes = Table(
+    "bestplays_refreshes",
+    metadata,
+    Column("mode", SmallInteger, primary_key=True, autoincrement=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Jobs whose writes are committed, with the diff body they returned. The row is written in
+# the same transaction as the update's data, so a redelivered job finds it and only
+# republishes the stored result: the job id is the update's idempotency key.
+finished_updates = Table(
+    "finished_updates",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("mode", SmallInteger, nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("result", JSONB, nullable=False),
+    Index("finished_updates_finished_at", "finished_at"),
+)
+
+__all__ = [
+    "bestplays",
+    "bestplays_refreshes",
+    "finished_updates",
+    "hiscores",
+    "metadata",
+    "peaks",
+    "stats_snapshots",
+    "tracked_users",
+]
