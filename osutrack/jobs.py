@@ -143,7 +143,7 @@ def create_or_join_job(
     False another request already did.
     """
     new_id = str(uuid.uuid4())
-    job_id, created = client.eval(  # type: ignore[misc]
+    job_id, created = client.eval(  # type: ignore[misc,str-unpack]
         _CREATE_OR_JOIN,
         2,
         inflight_key(user_id, mode),

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limits import parse_many
+
 DEFAULT_OSU_BASE_URL = "https://osu.ppy.sh"
 
 
@@ -68,6 +70,12 @@ class Settings:
     osu_api_timeout_seconds: float = 10.0
     osu_api_max_attempts: int = 3
     osu_api_retry_backoff_seconds: float = 0.5
+    # One budget for every worker process on every machine, e.g. "60/minute;2/second";
+    # "off" disables it (tests and benchmarks against the simulator). Empty: the default
+    # for the API version (`effective_rate_limit`).
+    osu_api_rate_limit: str = ""
+    # How long one upstream request may wait for a slot before its job is failed as 503.
+    osu_api_slot_wait_seconds: float = 30.0
 
     update_wait_seconds: float = 20.0
     update_wait_max_seconds: float = 60.0
@@ -101,6 +109,15 @@ class Settings:
             return "v1"
         return "v2"
 
+    @property
+    def effective_rate_limit(self) -> str:
+        """The upstream limit in `limits` notation, or "off"."""
+        if self.osu_api_rate_limit:
+            return self.osu_api_rate_limit
+        # peppy asks v2 clients for about 60 requests a minute; v1's published limit is far
+        # higher, and osu!track's own budget there was 600 a minute.
+        return "60/minute" if self.effective_api_version == "v2" else "600/minute"
+
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build `Settings` from `env` (the process environment by default).
@@ -127,6 +144,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         osu_api_timeout_seconds=_float(env, "OSU_API_TIMEOUT_SECONDS", 10.0, minimum=0.1),
         osu_api_max_attempts=_int(env, "OSU_API_MAX_ATTEMPTS", 3, minimum=1),
         osu_api_retry_backoff_seconds=_float(env, "OSU_API_RETRY_BACKOFF_SECONDS", 0.5),
+        osu_api_rate_limit=_str(env, "OSU_API_RATE_LIMIT").lower(),
+        osu_api_slot_wait_seconds=_float(env, "OSU_API_SLOT_WAIT_SECONDS", 30.0),
         update_wait_seconds=min(_float(env, "UPDATE_WAIT_SECONDS", 20.0), wait_max),
         update_wait_max_seconds=wait_max,
         job_ttl_seconds=_int(env, "JOB_TTL_SECONDS", 86400, minimum=60),
@@ -140,4 +159,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         private_postgres_port=_int(env, "OSUTRACK_PG_PORT", 54329, minimum=1),
         private_redis_port=_int(env, "OSUTRACK_REDIS_PORT", 63799, minimum=1),
     )
+    if settings.osu_api_rate_limit not in ("", "off"):
+        try:
+            parse_many(settings.osu_api_rate_limit)
+        except ValueError:
+            raise SettingsError(
+                "OSU_API_RATE_LIMIT must look like 60/minute or 60/minute;2/second, "
+                f"got {settings.osu_api_rate_limit!r}"
+            ) from None
     return settings

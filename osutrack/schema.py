@@ -1,4 +1,4 @@
-"""Database tables, as SQLAlchemy Core metadata.
+"""Database tables, as SQLAlchemy Core metadata: what the worker writes and the shim reads.
 
 The tables are created and changed only by the alembic migrations in `worker/migrations`;
 this module describes them for queries. Timestamps are `timestamptz` and always written in
@@ -120,12 +120,16 @@ bestplays = Table(
     Index("bestplays_mode_time", "mode", "score_time"),
 )
 
-# When each mode's bestplays table was last rebuilt.
+# When each mode's bestplays table was last rebuilt and how many rows it got. A table with
+# fewer rows than BESTPLAYS_TABLE_SIZE holds every hiscore of its mode, so any date window
+# can be served from it; a full one serves a window only when it has `limit` rows inside it.
 bestplays_refreshes = Table(
     "bestplays_refreshes",
     metadata,
     Column("mode", SmallInteger, primary_key=True, autoincrement=False),
     Column("refreshed_at", DateTime(timezone=True), nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("table_size", Integer, nullable=False),
 )
 
 # Jobs whose writes are committed, with the diff body they returned. The row is written in

@@ -1,0 +1,52 @@
+"""Celery settings for the workers, beat and the shim's task producer.
+
+Values that operators set come from `osutrack.settings`; the rest are fixed here with the
+reason for each. See README's operations section for the queues.
+"""
+
+from __future__ import annotations
+
+from osutrack.jobs import UPDATE_QUEUE, UPDATE_TASK_NAME
+from osutrack.settings import load_settings
+
+_settings = load_settings()
+
+MAINTENANCE_QUEUE = "maintenance"
+
+broker_url = _settings.redis_url
+broker_connection_retry_on_startup = True
+# Retry sending while Redis restarts instead of failing the first request after it.
+broker_transport_options = {"visibility_timeout": 3600}
+
+# Only ids and primitives cross the broker, and JSON enforces it.
+task_serializer = "json"
+accept_content = ["json"]
+# Results go to Redis job hashes written by the task itself (osutrack.jobs), never to a
+# Celery result backend: the shim must not call AsyncResult.get() from server threads.
+task_ignore_result = True
+result_backend = None
+
+# Updates are idempotent (the job id is written in the update's own transaction), so a
+# message is acknowledged only after the task ran, and a worker that dies mid-job hands
+# the message back instead of losing it.
+task_acks_late = True
+task_reject_on_worker_lost = True
+# One message at a time per process: updates wait on the upstream, and a prefetched
+# message would sit behind a slow one instead of going to an idle worker.
+worker_prefetch_multiplier = 1
+# The global upstream limiter lives in Redis; Celery's per-process limits would only add
+# a second, wrong, budget.
+worker_disable_rate_limits = True
+worker_max_tasks_per_child = 1000
+worker_hijack_root_logger = False
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+task_default_queue = UPDATE_QUEUE
+task_routes = {
+    UPDATE_TASK_NAME: {"queue": UPDATE_QUEUE},
+    "osutrack.refresh_bestplays": {"queue": MAINTENANCE_QUEUE},
+    "osutrack.recompute_peaks": {"queue": MAINTENANCE_QUEUE},
+}
+
+timezone = "UTC"
+enable_utc = True

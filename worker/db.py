@@ -1,0 +1,50 @@
+"""Database engine per process and one session per task run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session
+
+_engines: dict[tuple[int, str], Engine] = {}
+
+
+def make_engine(database_url: str, statement_timeout_ms: int, pool_size: int = 2) -> Engine:
+    """A pooled engine that survives a Postgres restart and never waits forever on a lock."""
+    return create_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=2,
+        pool_timeout=10,
+        # A restarted Postgres leaves dead connections in the pool: test before use.
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": 5,
+            "options": f"-c statement_timeout={statement_timeout_ms} -c lock_timeout=5000",
+        },
+    )
+
+
+def engine_for_process(database_url: str, statement_timeout_ms: int) -> Engine:
+    """This process's engine, created on first use after fork.
+
+    Keyed by pid because pooled connections must never cross a fork (Celery prefork
+    children inherit the parent's memory): each child builds its own.
+    """
+    key = (os.getpid(), database_url)
+    engine = _engines.get(key)
+    if engine is None:
+        engine = make_engine(database_url, statement_timeout_ms)
+        _engines[key] = engine
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One session and transaction: committed if the block succeeds, else rolled back."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -1,0 +1,150 @@
+"""HTTP to the osu! API: timeouts, retries with backoff, Retry-After, and the shared budget."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from worker.upstream.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+from worker.upstream.limiter import UpstreamLimiter
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "osutrack-api (+https://github.com/osutrack-api)"
+# Statuses worth another try: the answer may differ a moment later.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A Retry-After longer than this is not waited out inside a job: the job fails with 503
+# and its Retry-After instead (the edge limiter's lockout is about 30 minutes).
+MAX_INLINE_RETRY_AFTER_SECONDS = 10.0
+
+
+class NotFound:
+    """Sentinel answer: the API said 404 (v2's "user does not exist or is restricted")."""
+
+
+NOT_FOUND = NotFound()
+
+
+def _retry_after_seconds(response: requests.Response) -> int | None:
+    raw = response.headers.get("Retry-After", "").strip()
+    if raw.isdigit():
+        return int(raw)
+    return None
+
+
+class UpstreamHttp:
+    """Sends GET/POST requests to the osu! API and returns parsed JSON.
+
+    Every attempt takes a slot from the shared `UpstreamLimiter` first. Timeouts, connection
+    errors, 429 and 5xx are retried with exponential backoff and jitter (honouring
+    Retry-After) up to `max_attempts`; then an `UpstreamError` is raised. A 200 whose body
+    is not JSON is a failure too, never an empty answer.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        limiter: UpstreamLimiter,
+        *,
+        timeout_seconds: float,
+        max_attempts: int,
+        backoff_seconds: float,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._limiter = limiter
+        # Connect fast or not at all; the read timeout bounds a slow answer.
+        self._timeout = (min(3.05, timeout_seconds), timeout_seconds)
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+        self._session.headers["Accept"] = "application/json"
+
+    def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        what: str,
+    ) -> Any:
+        """The decoded JSON body, or `NOT_FOUND` for a 404.
+
+        `what` names the call in errors and logs ("user", "best scores"); URLs are never
+        logged because v1 carries the API key in its query string.
+        """
+        last_error: UpstreamError | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            self._limiter.acquire()
+            try:
+                response = self._session.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                )
+            except requests.Timeout:
+                last_error = UpstreamUnavailable(f"the osu! API timed out ({what})")
+            except requests.RequestException:
+                last_error = UpstreamUnavailable(f"the osu! API could not be reached ({what})")
+            else:
+                outcome = self._interpret(response, what)
+                if not isinstance(outcome, UpstreamError):
+                    return outcome
+                last_error = outcome
+                if response.status_code not in TRANSIENT_STATUSES and not isinstance(
+                    outcome, UpstreamUnavailable
+                ):
+                    raise outcome
+            log.warning(
+                "upstream %s failed (attempt %d/%d): %s",
+                what,
+                attempt,
+                self._max_attempts,
+                last_error,
+            )
+            if attempt == self._max_attempts:
+                break
+            delay = self._backoff * 2 ** (attempt - 1) + random.uniform(0, self._backoff)
+            if last_error.retry_after is not None:
+                if last_error.retry_after > MAX_INLINE_RETRY_AFTER_SECONDS:
+                    raise last_error
+                delay = max(delay, float(last_error.retry_after))
+            time.sleep(delay)
+        assert last_error is not None
+        raise last_error
+
+    def _interpret(self, response: requests.Response, what: str) -> Any:
+        status = response.status_code
+        if status == 404:
+            return NOT_FOUND
+        if status == 429:
+            return UpstreamRateLimited(
+                f"the osu! API is rate limiting us ({what})",
+                retry_after=_retry_after_seconds(response) or 60,
+            )
+        if status in (401, 403):
+            return UpstreamAuthError(f"the osu! API refused our credentials ({what})")
+        if status >= 500:
+            return UpstreamUnavailable(f"the osu! API answered {status} ({what})")
+        if status != 200:
+            return UpstreamUnavailable(f"the osu! API answered {status} ({what})")
+        try:
+            return response.json()
+        except (json.JSONDecodeError, ValueError):
+            return UpstreamUnavailable(f"the osu! API sent a malformed body ({what})")
