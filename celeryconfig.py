@@ -50,3 +50,23 @@ task_routes = {
 
 timezone = "UTC"
 enable_utc = True
+
+# Beat: one scheduler however many are started (RedBeat holds a lock in Redis), and every
+# periodic task expires before its next run so a stalled queue cannot pile up copies.
+beat_scheduler = "redbeat.RedBeatScheduler"
+redbeat_redis_url = _settings.redis_url
+redbeat_key_prefix = "osutrack:redbeat:"
+redbeat_lock_timeout = 60
+beat_max_loop_interval = 5
+beat_schedule = {
+    "refresh-bestplays": {
+        "task": "osutrack.refresh_bestplays",
+        "schedule": float(_settings.bestplays_refresh_seconds),
+        "options": {"expires": max(_settings.bestplays_refresh_seconds * 0.9, 1.0)},
+    },
+    "recompute-peaks": {
+        "task": "osutrack.recompute_peaks",
+        "schedule": float(_settings.peaks_recompute_seconds),
+        "options": {"expires": max(_settings.peaks_recompute_seconds * 0.9, 1.0)},
+    },
+}

@@ -34,9 +34,10 @@ def stats_from_v2(statistics: Any) -> PlayerStats:
     grades = field(statistics, "grade_counts")
     rank = statistics.get("global_rank")
     return PlayerStats(
-        count300=as_int(field(statistics, "count_300"), "count_300"),
-        count100=as_int(field(statistics, "count_100"), "count_100"),
-        count50=as_int(field(statistics, "count_50"), "count_50"),
+        # Hit counts arrived in v2 statistics only in 2023; older answers lack them.
+        count300=as_int(statistics.get("count_300"), "count_300", default=0),
+        count100=as_int(statistics.get("count_100"), "count_100", default=0),
+        count50=as_int(statistics.get("count_50"), "count_50", default=0),
         playcount=as_int(field(statistics, "play_count"), "play_count"),
         ranked_score=as_int(field(statistics, "ranked_score"), "ranked_score"),
         total_score=as_int(field(statistics, "total_score"), "total_score"),

@@ -1,0 +1,8 @@
+"""The Celery application (`celery -A worker worker`, `celery -A worker beat`)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("osutrack", include=["worker.tasks", "worker.heartbeat"])
+app.config_from_object("celeryconfig")
