@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import case, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
 from osutrack.schema import peaks, stats_snapshots
@@ -62,7 +62,7 @@ def recompute_peaks(session: Session, user_id: int | None = None) -> int:
             stats_snapshots.c.captured_at,
         )
         .where(*scope)
-        .distinct(stats_snapshots.c.user_id, stats_snapshots.c.mode)
+        .ext(distinct_on(stats_snapshots.c.user_id, stats_snapshots.c.mode))
         .order_by(
             stats_snapshots.c.user_id,
             stats_snapshots.c.mode,
@@ -79,7 +79,7 @@ def recompute_peaks(session: Session, user_id: int | None = None) -> int:
             stats_snapshots.c.captured_at,
         )
         .where(*scope)
-        .distinct(stats_snapshots.c.user_id, stats_snapshots.c.mode)
+        .ext(distinct_on(stats_snapshots.c.user_id, stats_snapshots.c.mode))
         .order_by(
             stats_snapshots.c.user_id,
             stats_snapshots.c.mode,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from support.recorded import needs_recordings, recorded
 
-from tests.worker.recorded import needs_recordings, recorded
 from worker.hiscores import newhs_item
 from worker.upstream.mods import mods_bitmask
 from worker.upstream.parsing import MalformedUpstream

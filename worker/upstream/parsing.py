@@ -12,6 +12,8 @@ from worker.upstream.errors import UpstreamUnavailable
 # range, so an absurd value is refused instead of overflowing a column.
 MAX_COUNTER = 10**15
 MAX_PP = 100_000.0
+# Ids are not counters: any positive BIGINT is a valid id.
+MAX_ID = 2**63 - 1
 
 
 class MalformedUpstream(UpstreamUnavailable):
@@ -25,7 +27,15 @@ def field(obj: Any, name: str) -> Any:
     return obj[name]
 
 
-def as_int(value: Any, name: str, *, default: int | None = None) -> int:
+def as_id(value: Any, name: str) -> int:
+    """A positive id that fits a BIGINT column."""
+    number = as_int(value, name, maximum=MAX_ID)
+    if number == 0:
+        raise MalformedUpstream(f"the osu! API sent a zero `{name}`")
+    return number
+
+
+def as_int(value: Any, name: str, *, default: int | None = None, maximum: int = MAX_COUNTER) -> int:
     """A non-negative integer from a JSON number or decimal string (v1 sends strings)."""
     if value is None and default is not None:
         return default
@@ -39,7 +49,7 @@ def as_int(value: Any, name: str, *, default: int | None = None) -> int:
         number = int(value.strip())
     else:
         raise MalformedUpstream(f"the osu! API sent a non-integer `{name}`")
-    if not 0 <= number <= MAX_COUNTER:
+    if not 0 <= number <= maximum:
         raise MalformedUpstream(f"the osu! API sent an out-of-range `{name}`")
     return number
 

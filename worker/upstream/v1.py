@@ -7,9 +7,11 @@ from typing import Any
 from worker.upstream.http import NOT_FOUND, UpstreamHttp
 from worker.upstream.models import Player, PlayerStats, TopPlay, only_players_plays
 from worker.upstream.parsing import (
+    MAX_ID,
     MAX_PP,
     MalformedUpstream,
     as_float,
+    as_id,
     as_int,
     as_text,
     as_time,
@@ -67,8 +69,8 @@ def stats_from_v1(user: Any) -> PlayerStats:
 def play_from_v1(row: Any) -> TopPlay:
     """Map a v1 `get_user_best` row (all strings) to a `TopPlay`."""
     return TopPlay(
-        score_id=as_int(field(row, "score_id"), "score_id"),
-        beatmap_id=as_int(field(row, "beatmap_id"), "beatmap_id"),
+        score_id=as_id(field(row, "score_id"), "score_id"),
+        beatmap_id=as_int(field(row, "beatmap_id"), "beatmap_id", maximum=MAX_ID),
         score=as_int(field(row, "score"), "score"),
         maxcombo=as_int(field(row, "maxcombo"), "maxcombo"),
         count50=as_int(field(row, "count50"), "count50"),
@@ -79,7 +81,7 @@ def play_from_v1(row: Any) -> TopPlay:
         countgeki=as_int(field(row, "countgeki"), "countgeki"),
         perfect=as_int(field(row, "perfect"), "perfect") == 1,
         enabled_mods=as_int(field(row, "enabled_mods"), "enabled_mods"),
-        user_id=as_int(field(row, "user_id"), "user_id"),
+        user_id=as_id(field(row, "user_id"), "user_id"),
         score_time=as_time(field(row, "date"), "date"),
         rank=as_text(field(row, "rank"), "rank", max_length=4),
         pp=as_float(field(row, "pp"), "pp", maximum=MAX_PP) if row.get("pp") is not None else 0.0,
@@ -111,7 +113,7 @@ class V1Client:
         if not isinstance(body, list) or len(body) != 1:
             raise MalformedUpstream("the osu! API v1 sent an unexpected user list")
         user = body[0]
-        found_id = as_int(field(user, "user_id"), "user_id")
+        found_id = as_id(field(user, "user_id"), "user_id")
         if found_id != user_id:
             raise MalformedUpstream("the osu! API answered with a different user")
         return Player(

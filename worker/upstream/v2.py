@@ -9,9 +9,11 @@ from worker.upstream.http import NOT_FOUND, UpstreamHttp
 from worker.upstream.models import MODE_NAMES_V2, Player, PlayerStats, TopPlay, only_players_plays
 from worker.upstream.mods import mods_bitmask
 from worker.upstream.parsing import (
+    MAX_ID,
     MAX_PP,
     MalformedUpstream,
     as_float,
+    as_id,
     as_int,
     as_text,
     as_time,
@@ -60,7 +62,7 @@ def play_from_v2(score: Any) -> TopPlay:
     The play's id is `legacy_score_id` when above 0 (a stable score, same id as v1), else
     the v2 `id`; its score is `legacy_total_score` when above 0, else `total_score`.
     """
-    legacy_id = as_int(score.get("legacy_score_id"), "legacy_score_id", default=0)
+    legacy_id = as_int(score.get("legacy_score_id"), "legacy_score_id", default=0, maximum=MAX_ID)
     legacy_total = as_int(score.get("legacy_total_score"), "legacy_total_score", default=0)
     statistics = field(score, "statistics")
     if not isinstance(statistics, dict):
@@ -82,8 +84,8 @@ def play_from_v2(score: Any) -> TopPlay:
         return as_int(statistics.get(name), name, default=0)
 
     return TopPlay(
-        score_id=legacy_id if legacy_id > 0 else as_int(field(score, "id"), "id"),
-        beatmap_id=as_int(beatmap_id, "beatmap_id"),
+        score_id=legacy_id if legacy_id > 0 else as_id(field(score, "id"), "id"),
+        beatmap_id=as_int(beatmap_id, "beatmap_id", maximum=MAX_ID),
         score=legacy_total
         if legacy_total > 0
         else as_int(field(score, "total_score"), "total_score"),
@@ -96,7 +98,7 @@ def play_from_v2(score: Any) -> TopPlay:
         countgeki=count("perfect"),
         perfect=bool(score.get("is_perfect_combo", False)),
         enabled_mods=mods_bitmask(acronyms),
-        user_id=as_int(field(score, "user_id"), "user_id"),
+        user_id=as_id(field(score, "user_id"), "user_id"),
         score_time=as_time(field(score, "ended_at"), "ended_at"),
         rank=as_text(field(score, "rank"), "rank", max_length=4),
         pp=0.0 if pp is None else as_float(pp, "pp", maximum=MAX_PP),
@@ -127,7 +129,7 @@ class V2Client:
         body = self._get(f"/api/v2/users/{user_id}/{MODE_NAMES_V2[mode]}", None, "user")
         if body is NOT_FOUND:
             return None
-        found_id = as_int(field(body, "id"), "id")
+        found_id = as_id(field(body, "id"), "id")
         if found_id != user_id:
             raise MalformedUpstream("the osu! API answered with a different user")
         return Player(

@@ -1,0 +1,20 @@
+# One image for every role (api, worker, beat, migrate); docker-compose.yml picks the
+# command. Runtime dependencies only: no dev extras, no compilers.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY . /app
+RUN pip install . \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin osutrack
+
+# Nothing at run time needs root (and Celery warns when it runs as root).
+USER osutrack
+
+EXPOSE 8000
+CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "8000", \
+     "--workers", "2", "--blocking-threads", "8", "api_shim.wsgi:app"]

@@ -1,0 +1,39 @@
+"""The Falcon WSGI application of the osu!track API shim."""
+
+from __future__ import annotations
+
+import falcon
+
+from api_shim import errors
+from api_shim.docs import spec
+from api_shim.health import HealthResource
+from api_shim.history import HiscoresResource, StatsHistoryResource
+from api_shim.middleware import QueryStringGuard, ReadOnlyCors
+from api_shim.rankings import BestPlaysResource, PeakResource
+from api_shim.services import Services
+from api_shim.updates import JobResource, UpdateResource
+from osutrack.settings import Settings
+
+
+def create_app(settings: Settings) -> falcon.App:
+    """Build the app; Postgres, Redis and the broker are connected lazily on first use.
+
+    Nothing is opened here, so the app can be created before Granian forks its workers.
+    """
+    services = Services.from_settings(settings)
+    app = falcon.App()
+    app.add_middleware(ReadOnlyCors())
+    app.add_middleware(QueryStringGuard())
+    # `/update/` and `/update` are the same endpoint for clients that add a slash.
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+    app.add_route("/update", UpdateResource(services))
+    app.add_route("/jobs/{job_id}", JobResource(services))
+    app.add_route("/stats_history", StatsHistoryResource(services))
+    app.add_route("/hiscores", HiscoresResource(services))
+    app.add_route("/peak", PeakResource(services))
+    app.add_route("/bestplays", BestPlaysResource(services))
+    app.add_route("/health", HealthResource(services))
+    # Last: the OpenAPI document is generated from the routes added above.
+    spec.register(app)
+    return app

@@ -1,0 +1,87 @@
+"""Redis and the Celery producer, both created lazily once per process.
+
+The shim only sends update tasks (by name, never importing the worker) and reads job
+state from Redis; it never waits on Celery results.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+from celery import Celery
+
+from osutrack import jobs
+from osutrack.settings import Settings
+
+# Enqueueing gives up quickly when the broker is down: the request answers 503 and the
+# client retries, instead of a server thread sitting in kombu's reconnect loop.
+SEND_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+
+class Broker:
+    """This process's Redis client (job state) and Celery app (task producer)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._redis: redis.Redis | None = None
+        self._celery: Celery | None = None
+
+    def _ensure_process(self) -> None:
+        if self._pid != os.getpid():
+            self._redis = None
+            self._celery = None
+            self._pid = os.getpid()
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The Redis client (decoded replies, its own connection pool)."""
+        with self._lock:
+            self._ensure_process()
+            if self._redis is None:
+                self._redis = jobs.redis_client(self._settings)
+            return self._redis
+
+    @property
+    def celery(self) -> Celery:
+        """A producer-only Celery app sending JSON messages to the Redis broker."""
+        with self._lock:
+            self._ensure_process()
+            if self._celery is None:
+                self._celery = _producer_app(self._settings)
+            return self._celery
+
+    def send_update(self, job_id: str, user_id: int, mode: int) -> None:
+        """Enqueue the update task for a job just created; raises if the broker is down."""
+        self.celery.send_task(
+            jobs.UPDATE_TASK_NAME,
+            args=[job_id, user_id, mode],
+            task_id=job_id,
+            queue=jobs.UPDATE_QUEUE,
+            retry=True,
+            retry_policy=SEND_RETRY_POLICY,
+        )
+
+
+def _producer_app(settings: Settings) -> Celery:
+    app = Celery("osutrack", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_timeout=3,
+        broker_transport_options={"socket_connect_timeout": 3, "socket_timeout": 10},
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app

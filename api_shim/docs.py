@@ -1,0 +1,85 @@
+"""The spectree instance: OpenAPI document at /openapi.json, docs page at /docs.
+
+Resources decorate their responders with `spec.validate(...)`; `register(app)` must run
+after every route is added, because the document is generated from the routes then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import orjson
+from pydantic import ValidationError
+from spectree import SpecTree
+from spectree.page import PAGE_TEMPLATES
+from spectree.plugins.falcon_plugin import FalconPlugin
+
+from api_shim.models import PARAM_ERROR_TYPE, ErrorBody
+from api_shim.respond import send_error
+
+OPENAPI_PATH = "/openapi.json"
+DOCS_PATH = "/docs"
+GENERIC_QUERY_MESSAGE = "Invalid query parameters"
+
+
+def reject_invalid_query(
+    req: falcon.Request,
+    resp: falcon.Response,
+    error: Exception | None,
+    _instance: Any,
+    _adapter: Any,
+) -> None:
+    """spectree's before hook: replace its 422 error list with our 400 `{"error": ...}`."""
+    if error is None:
+        return
+    message = GENERIC_QUERY_MESSAGE
+    if isinstance(error, ValidationError):
+        first = error.errors(include_url=False)[0]
+        if first["type"] == PARAM_ERROR_TYPE:
+            message = first["msg"]
+    send_error(resp, 400, message)
+
+
+class _OpenApiResource:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._body = orjson.dumps(document)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._body
+
+
+class _DocsPageResource:
+    def __init__(self) -> None:
+        self._page = PAGE_TEMPLATES["redoc"].format(spec_url=OPENAPI_PATH).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.data = self._page
+
+
+class _RootPathsPlugin(FalconPlugin):
+    """Serve the document and page at /openapi.json and /docs instead of /apidoc/..."""
+
+    def register_route(self, app: Any) -> None:
+        app.add_route(OPENAPI_PATH, _OpenApiResource(self.spectree.spec))
+        app.add_route(DOCS_PATH, _DocsPageResource())
+
+
+spec = SpecTree(
+    backend=_RootPathsPlugin,
+    title="osu!track API",
+    description=(
+        'A compatible rebuild of the osu!track API. Errors are JSON `{"error": ...}`; '
+        "a 503 carries Retry-After."
+    ),
+    version="1.0.0",
+    # Only decorated responders are documented (not these two routes, nor HEAD aliases).
+    mode="strict",
+    annotations=False,
+    validation_error_status=400,
+    validation_error_model=ErrorBody,
+    before=reject_invalid_query,
+    naming_strategy=lambda model: model.__name__,
+)

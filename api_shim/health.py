@@ -1,0 +1,80 @@
+"""GET /health: whether Postgres, Redis and at least one worker are up."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+import redis
+from spectree import Response
+from sqlalchemy import literal, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from api_shim.docs import spec
+from api_shim.models import Health
+from api_shim.respond import send_json
+from api_shim.services import Services
+
+log = logging.getLogger(__name__)
+
+# Workers refresh `osutrack:worker:{hostname}` with a 30 s TTL while they run.
+WORKER_KEY_PATTERN = "osutrack:worker:*"
+
+
+class HealthResource:
+    """GET /health: 200 when everything is up, else 503 naming what is down."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def _postgres_up(self) -> bool:
+        try:
+            with self._services.database.engine.connect() as conn:
+                conn.scalar(select(literal(1)))
+        except SQLAlchemyError as err:
+            log.warning("Health: Postgres is down: %s", err)
+            return False
+        return True
+
+    def _redis_and_workers(self) -> tuple[bool, int]:
+        try:
+            client = self._services.broker.redis
+            client.ping()
+            # SCAN, not KEYS: it never blocks Redis for the whole keyspace.
+            workers = sum(1 for _ in client.scan_iter(match=WORKER_KEY_PATTERN, count=500))
+        except redis.RedisError as err:
+            log.warning("Health: Redis is down: %s", err)
+            return False, 0
+        return True, workers
+
+    @spec.validate(resp=Response(HTTP_200=Health, HTTP_503=Health), tags=["operations"])
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Check the service's health
+
+        200 when Postgres answers, Redis answers and at least one worker is alive;
+        otherwise 503 with `error` naming the parts that are down.
+        """
+        postgres_up = self._postgres_up()
+        redis_up, workers = self._redis_and_workers()
+        down = [
+            name
+            for name, up in (
+                ("postgres", postgres_up),
+                ("redis", redis_up),
+                ("workers", workers > 0),
+            )
+            if not up
+        ]
+        body: dict[str, Any] = {
+            "status": "down" if down else "ok",
+            "postgres": "ok" if postgres_up else "down",
+            "redis": "ok" if redis_up else "down",
+            "workers": workers,
+        }
+        if down:
+            body["error"] = "down: " + ", ".join(down)
+        send_json(resp, body, 503 if down else 200)
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.on_get(req, resp)

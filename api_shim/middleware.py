@@ -1,0 +1,60 @@
+"""Request guards and CORS headers that apply to every route."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import falcon
+
+from api_shim.errors import ApiError
+
+MAX_QUERY_STRING_LENGTH = 4096
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+class QueryStringGuard:
+    """Reject query strings no endpoint needs before anything parses them.
+
+    Falcon decodes invalid UTF-8 leniently (to U+FFFD), which would make a garbled
+    username look like a real one; refusing it keeps every such request a clear 400.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = req.query_string
+        if not query:
+            return
+        if len(query) > MAX_QUERY_STRING_LENGTH:
+            raise ApiError(400, "Query string too long")
+        try:
+            # WSGI hands the raw bytes over as latin-1 text (PEP 3333).
+            unquote_to_bytes(query.encode("latin-1")).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            raise ApiError(400, "Query string is not valid UTF-8") from None
+
+
+class ReadOnlyCors:
+    """`Access-Control-Allow-Origin: *` for reads, and preflights of reads, only.
+
+    The read endpoints serve public data to any page; POST /update is left without CORS
+    headers so browsers cannot trigger updates from third-party pages.
+    """
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        if req.method in READ_METHODS:
+            resp.set_header("Access-Control-Allow-Origin", "*")
+            return
+        if req.method != "OPTIONS" or resource is None:
+            return
+        allowed = {method.strip() for method in (resp.get_header("Allow") or "").split(",")}
+        requested = (req.get_header("Access-Control-Request-Method") or "GET").upper()
+        if "GET" not in allowed or requested not in READ_METHODS:
+            return
+        resp.set_header("Access-Control-Allow-Origin", "*")
+        resp.set_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        requested_headers = req.get_header("Access-Control-Request-Headers")
+        if requested_headers:
+            resp.set_header("Access-Control-Allow-Headers", requested_headers)
+        resp.set_header("Access-Control-Max-Age", "86400")

@@ -1,0 +1,332 @@
+"""Pydantic models of the query strings and bodies, for spectree.
+
+Query models run the rules of `api_shim.params` in a before-validator, in the original
+check order, so spectree validates requests with our exact messages (the before hook in
+`api_shim.docs` turns the first failure into the 400 body). Body models only document the
+responses: bodies are built as plain dicts to keep the legacy key order and types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from api_shim import params
+
+PARAM_ERROR_TYPE = "osutrack_param"
+
+T = TypeVar("T")
+
+Mode = Annotated[
+    Literal[0, 1, 2, 3],
+    WithJsonSchema(
+        {"type": "integer", "enum": [0, 1, 2, 3]},
+    ),
+    Field(description="Game mode: 0=osu!, 1=taiko, 2=ctb, 3=mania"),
+]
+UserId = Annotated[
+    int,
+    Field(ge=1, le=params.MAX_USER_ID, description="osu! user id"),
+]
+Bound = Annotated[
+    datetime | None,
+    WithJsonSchema({"type": "string"}),
+]
+FROM_DESCRIPTION = (
+    "Start (inclusive): a UTC date like 2020-01-01 (from its first moment) or an "
+    "ISO 8601 instant; unbounded when absent"
+)
+TO_DESCRIPTION = (
+    "End (inclusive): a UTC date like 2021-01-01 (up to its last moment) or an "
+    "ISO 8601 instant; unbounded when absent"
+)
+
+
+def _checked(parse: Callable[[], T]) -> T:
+    """Run one rule, reporting its failure as a pydantic error carrying our message."""
+    try:
+        return parse()
+    except params.ParamError as err:
+        raise PydanticCustomError(PARAM_ERROR_TYPE, "{message}", {"message": str(err)}) from None
+
+
+def _raw(data: Any) -> Mapping[str, Any]:
+    return data if isinstance(data, Mapping) else {}
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class UserModeQuery(_Query):
+    """`user` and `mode`, both required."""
+
+    user: UserId
+    mode: Mode
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> dict[str, Any]:
+        raw = _raw(data)
+        return {
+            "user": _checked(lambda: params.parse_user_id(raw.get("user"))),
+            "mode": _checked(lambda: params.parse_mode(raw.get("mode"))),
+        }
+
+
+class UpdateQuery(_Query):
+    """POST /update: `user`, `mode`, and the raw `wait` (its bound is a setting)."""
+
+    user: UserId
+    mode: Mode
+    wait: Annotated[
+        str | list[str] | None,
+        WithJsonSchema({"type": "number", "minimum": 0}),
+        Field(
+            description=(
+                "Seconds to wait for the update before answering 202 with the job "
+                "(default UPDATE_WAIT_SECONDS, at most UPDATE_WAIT_MAX_SECONDS)"
+            )
+        ),
+    ] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> dict[str, Any]:
+        raw = _raw(data)
+        return {
+            "user": _checked(lambda: params.parse_user_id(raw.get("user"))),
+            "mode": _checked(lambda: params.parse_mode(raw.get("mode"))),
+            "wait": raw.get("wait"),
+        }
+
+
+class StatsHistoryQuery(_Query):
+    """GET /stats_history."""
+
+    user: UserId
+    mode: Mode
+    from_: Annotated[Bound, Field(alias="from", description=FROM_DESCRIPTION)] = None
+    to: Annotated[Bound, Field(description=TO_DESCRIPTION)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> dict[str, Any]:
+        raw = _raw(data)
+        user = _checked(lambda: params.parse_user_id(raw.get("user")))
+        mode = _checked(lambda: params.parse_mode(raw.get("mode")))
+        window = _checked(lambda: params.parse_window(raw.get("from"), raw.get("to")))
+        return {"user": user, "mode": mode, "from": window.start, "to": window.end}
+
+    @property
+    def window(self) -> params.Window:
+        return params.Window(self.from_, self.to)
+
+
+class HiscoresQuery(_Query):
+    """GET /hiscores: `mode` defaults to 0, `user` is an id or (userMode) a name."""
+
+    user: Annotated[
+        int | str,
+        WithJsonSchema({"type": "string"}),
+        Field(description="osu! user id, or a username when userMode=username"),
+    ]
+    mode: Annotated[Mode, Field(description="Game mode (default 0): 0=osu!, 1, 2, 3")] = 0
+    from_: Annotated[Bound, Field(alias="from", description=FROM_DESCRIPTION)] = None
+    to: Annotated[Bound, Field(description=TO_DESCRIPTION)] = None
+    userMode: Annotated[  # noqa: N815 - the original API's parameter name
+        Literal["id", "username"],
+        Field(description="How to read `user`: `id` (default) or `username`"),
+    ] = "id"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> dict[str, Any]:
+        raw = _raw(data)
+        by_name = raw.get("userMode") == params.USER_MODE_USERNAME
+        parse_user = params.parse_username if by_name else params.parse_user_id
+        user = _checked(lambda: parse_user(raw.get("user")))
+        mode = _checked(lambda: params.parse_mode(raw.get("mode"), default=0))
+        window = _checked(lambda: params.parse_window(raw.get("from"), raw.get("to")))
+        user_mode = _checked(lambda: params.parse_user_mode(raw.get("userMode")))
+        return {
+            "user": user,
+            "mode": mode,
+            "from": window.start,
+            "to": window.end,
+            "userMode": user_mode,
+        }
+
+    @property
+    def window(self) -> params.Window:
+        return params.Window(self.from_, self.to)
+
+
+class BestPlaysQuery(_Query):
+    """GET /bestplays."""
+
+    mode: Mode
+    from_: Annotated[Bound, Field(alias="from", description=FROM_DESCRIPTION)] = None
+    to: Annotated[Bound, Field(description=TO_DESCRIPTION)] = None
+    limit: Annotated[
+        int,
+        Field(ge=1, le=params.MAX_LIMIT, description="How many plays to return (1-10000)"),
+    ] = params.DEFAULT_LIMIT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> dict[str, Any]:
+        raw = _raw(data)
+        mode = _checked(lambda: params.parse_mode(raw.get("mode")))
+        limit = _checked(lambda: params.parse_limit(raw.get("limit")))
+        window = _checked(lambda: params.parse_window(raw.get("from"), raw.get("to")))
+        return {"mode": mode, "limit": limit, "from": window.start, "to": window.end}
+
+    @property
+    def window(self) -> params.Window:
+        return params.Window(self.from_, self.to)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer."""
+
+    error: str
+
+
+class JobError(ErrorBody):
+    """A failed update job."""
+
+    job_id: str
+
+
+class NewHiscore(BaseModel):
+    """One new top play in an update diff: osu! API v1 `get_user_best` fields as strings."""
+
+    model_config = ConfigDict(extra="allow")
+
+    beatmap_id: str
+    score_id: str
+    score: str
+    maxcombo: str
+    count50: str
+    count100: str
+    count300: str
+    countmiss: str
+    countkatu: str
+    countgeki: str
+    perfect: str
+    enabled_mods: str
+    user_id: str
+    date: str
+    rank: str
+    pp: str
+    replay_available: str
+    ranking: int
+
+
+class UpdateDiff(BaseModel):
+    """The change in a user's stats since their previous update."""
+
+    model_config = ConfigDict(extra="allow")
+
+    username: str
+    mode: int
+    playcount: float
+    pp_rank: float
+    pp_raw: float
+    accuracy: float
+    total_score: float
+    ranked_score: float
+    count300: float
+    count50: float
+    count100: float
+    level: float
+    count_rank_a: float
+    count_rank_s: float
+    count_rank_ss: float
+    levelup: bool
+    first: bool
+    exists: bool
+    newhs: list[NewHiscore]
+
+
+class Job(BaseModel):
+    """An update job (202 from POST /update, and GET /jobs/{job_id})."""
+
+    job_id: str
+    status: Literal["queued", "running", "finished", "failed"]
+    user: int
+    mode: int
+    position: int | None = Field(description="0-based place in the queue while queued")
+    enqueued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    result: UpdateDiff | None
+    error: str | None
+
+
+class StatsSnapshot(BaseModel):
+    """One stored stats update."""
+
+    count300: int
+    count100: int
+    count50: int
+    playcount: int
+    ranked_score: str
+    total_score: str
+    pp_rank: int
+    level: float
+    pp_raw: float
+    accuracy: float
+    count_rank_ss: int
+    count_rank_s: int
+    count_rank_a: int
+    timestamp: str
+
+
+class Hiscore(BaseModel):
+    """One recorded top play of a user."""
+
+    beatmap_id: int
+    score: int
+    pp: float
+    mods: int
+    rank: str
+    score_time: str
+    update_time: str
+
+
+class BestPlay(BaseModel):
+    """One top play of any user."""
+
+    user: int
+    beatmap_id: int
+    score: int
+    pp: float
+    mods: int
+    rank: str
+    score_time: str
+    update_time: str
+
+
+class Peak(BaseModel):
+    """A user's best global rank and accuracy, with when they last held them."""
+
+    best_global_rank: int | None
+    best_rank_timestamp: str | None
+    best_accuracy: float | None
+    best_acc_timestamp: str | None
+
+
+class Health(BaseModel):
+    """Whether Postgres, Redis and at least one worker are up."""
+
+    status: Literal["ok", "down"]
+    postgres: Literal["ok", "down"]
+    redis: Literal["ok", "down"]
+    workers: int
+    error: str | None = None

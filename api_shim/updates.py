@@ -1,0 +1,159 @@
+"""POST /update (enqueue or join an update job, wait for it) and GET /jobs/{job_id}."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import falcon
+import redis
+from spectree import Response
+
+from api_shim import params
+from api_shim.docs import spec
+from api_shim.errors import ApiError
+from api_shim.models import ErrorBody, Job, JobError, UpdateDiff, UpdateQuery
+from api_shim.respond import RETRY_AFTER_SECONDS, send_error, send_json
+from api_shim.services import Services
+from osutrack import jobs
+from osutrack.timefmt import iso_z
+
+log = logging.getLogger(__name__)
+
+TAGS = ["update"]
+# Job ids are uuid4 strings made by `jobs.create_or_join_job`; anything else cannot exist,
+# so it is answered without a Redis round trip.
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_FAILED_STATUSES = range(400, 600)
+
+
+def _iso(moment: float | None) -> str | None:
+    return None if moment is None else iso_z(datetime.fromtimestamp(moment, UTC))
+
+
+def job_body(client: redis.Redis, state: jobs.JobState) -> dict[str, Any]:
+    """The job resource, in its documented key order."""
+    position = None
+    if state.status == jobs.QUEUED:
+        position = jobs.queue_position(client, jobs.UPDATE_QUEUE, state.job_id)
+    return {
+        "job_id": state.job_id,
+        "status": state.status,
+        "user": state.user_id,
+        "mode": state.mode,
+        "position": position,
+        "enqueued_at": _iso(state.enqueued_at),
+        "started_at": _iso(state.started_at),
+        "finished_at": _iso(state.finished_at),
+        "result": state.result if state.status == jobs.FINISHED else None,
+        "error": state.error,
+    }
+
+
+class UpdateResource:
+    """POST /update: one job per user and mode in flight, shared by concurrent callers."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    @spec.validate(
+        query=UpdateQuery,
+        resp=Response(
+            HTTP_200=UpdateDiff,
+            HTTP_202=Job,
+            HTTP_400=ErrorBody,
+            HTTP_502=JobError,
+            HTTP_503=ErrorBody,
+        ),
+        tags=TAGS,
+    )
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Update a user
+
+        Fetches the user's current stats and top plays, stores them, and answers the
+        change since their previous update. A request joins the update already in flight
+        for the same user and mode. When it does not finish within `wait` seconds, the
+        answer is 202 with the job and `Location: /jobs/{job_id}` to poll.
+        """
+        query: UpdateQuery = req.context.query
+        settings = self._services.settings
+        # Checked after user and mode (the model's rules), as its bound is a setting.
+        wait = params.parse_wait(
+            query.wait, settings.update_wait_seconds, settings.update_wait_max_seconds
+        )
+        client = self._services.broker.redis
+        job_id, created = jobs.create_or_join_job(
+            client, query.user, query.mode, settings.job_ttl_seconds
+        )
+        if created:
+            self._enqueue(client, job_id, query.user, query.mode)
+        state = jobs.wait_for_job(client, job_id, wait)
+        if state is None:
+            # The job's state expired or was dropped (e.g. Redis restarted) meanwhile.
+            raise ApiError(503, "update job was lost; try again", retry_after=RETRY_AFTER_SECONDS)
+        if state.status == jobs.FINISHED:
+            send_json(resp, state.result)
+        elif state.status == jobs.FAILED:
+            _send_failure(resp, state)
+        else:
+            resp.set_header("Location", f"/jobs/{job_id}")
+            send_json(resp, job_body(client, state), 202)
+
+    def _enqueue(self, client: redis.Redis, job_id: str, user_id: int, mode: int) -> None:
+        try:
+            self._services.broker.send_update(job_id, user_id, mode)
+        except Exception as err:
+            # Whatever stopped the send, the job must not stay registered as in flight,
+            # or every later request would join a job no worker will ever run.
+            log.warning("Could not enqueue update job %s: %s", job_id, err)
+            jobs.abandon_job(client, job_id, user_id, mode)
+            raise ApiError(
+                503, "update queue unavailable", retry_after=RETRY_AFTER_SECONDS
+            ) from err
+
+
+def _send_failure(resp: falcon.Response, state: jobs.JobState) -> None:
+    status = state.http_status or 502
+    if status not in _FAILED_STATUSES:
+        status = 502
+    retry_after = state.retry_after
+    if retry_after is None and status == 503:
+        retry_after = RETRY_AFTER_SECONDS
+    send_error(
+        resp,
+        status,
+        state.error or "update failed",
+        retry_after=retry_after,
+        job_id=state.job_id,
+    )
+
+
+class JobResource:
+    """GET /jobs/{job_id}: the state of an update job."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    @spec.validate(
+        resp=Response(HTTP_200=Job, HTTP_404=ErrorBody, HTTP_503=ErrorBody),
+        tags=TAGS,
+        path_parameter_descriptions={"job_id": "The id from a 202 answer of POST /update"},
+    )
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        """Get an update job
+
+        Jobs are kept for JOB_TTL_SECONDS after they finish. `position` is the 0-based
+        place in the update queue while the job waits for a worker.
+        """
+        if not _JOB_ID.fullmatch(job_id):
+            raise ApiError(404, "Job not found")
+        client = self._services.broker.redis
+        state = jobs.read_job(client, job_id)
+        if state is None:
+            raise ApiError(404, "Job not found")
+        send_json(resp, job_body(client, state))
+
+    def on_head(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        self.on_get(req, resp, job_id)

@@ -1,0 +1,14 @@
+"""The WSGI entry point: `granian --interface wsgi api_shim.wsgi:app`."""
+
+from __future__ import annotations
+
+import logging
+
+from api_shim.app import create_app
+from osutrack.settings import load_settings
+
+settings = load_settings()
+logging.basicConfig(
+    level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+)
+app = create_app(settings)

@@ -1,0 +1,87 @@
+"""Command lines of the service's processes, shared by `make run` and the test suite.
+
+Each runs under the current interpreter (`python -m ...`), so nothing depends on the
+virtualenv's bin directory being on PATH.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+UPDATE_QUEUES = "updates,maintenance"
+
+
+def simulator_command(host: str, port: int, *extra: str) -> list[str]:
+    """The osu! API simulator; it prints `simulator listening on http://H:P` when ready."""
+    return [sys.executable, "-m", "simulator", "--host", host, "--port", str(port), *extra]
+
+
+def migrate_command() -> list[str]:
+    """Alembic upgrade to head of the database named by DATABASE_URL."""
+    return [sys.executable, "-m", "worker.migrate"]
+
+
+def worker_command(
+    *,
+    queues: str = UPDATE_QUEUES,
+    concurrency: int = 2,
+    hostname: str = "worker1@%h",
+    loglevel: str = "INFO",
+) -> list[str]:
+    """A Celery worker; it logs `celery@<hostname> ready.` once it consumes."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker", "worker",
+        "--loglevel", loglevel,
+        "-Q", queues,
+        "--concurrency", str(concurrency),
+        "--hostname", hostname,
+    ]  # fmt: skip
+
+
+def beat_command(*, loglevel: str = "INFO") -> list[str]:
+    """Celery beat with RedBeat, whose lock in Redis keeps a second beat idle."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker", "beat",
+        "--loglevel", loglevel,
+        "-S", "redbeat.RedBeatScheduler",
+    ]  # fmt: skip
+
+
+def api_command(host: str, port: int) -> list[str]:
+    """The Falcon shim under granian: 2 processes of 8 threads each."""
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "wsgi",
+        "--host", host, "--port", str(port),
+        "--workers", "2", "--blocking-threads", "8",
+        "api_shim.wsgi:app",
+    ]  # fmt: skip
+
+
+def migrations_available() -> bool:
+    """True when `worker/migrate.py` exists, judged without importing the worker package.
+
+    Importing `worker` would build the Celery app from this process's environment.
+    """
+    spec = importlib.util.find_spec("worker")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return any(
+        (Path(loc) / "migrate.py").exists() or (Path(loc) / "migrate" / "__init__.py").exists()
+        for loc in spec.submodule_search_locations
+    )
+
+
+SIMULATOR_CLIENT_ID = "1"
+SIMULATOR_CLIENT_SECRET = "simulator-secret"  # noqa: S105 - the simulator's fixed test secret
+
+
+def simulator_osu_env(base_url: str) -> dict[str, str]:
+    """The OSU_* variables that point workers at the simulator instead of osu!."""
+    return {
+        "OSU_API_BASE_URL": base_url,
+        "OSU_CLIENT_ID": SIMULATOR_CLIENT_ID,
+        "OSU_CLIENT_SECRET": SIMULATOR_CLIENT_SECRET,
+    }

@@ -1,0 +1,61 @@
+"""``python -m simulator`` serves real HTTP, concurrently, and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_subprocess_server() -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", str(port), "--latency-ms", "300"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"simulator listening on http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        token = requests.post(
+            f"{base}/oauth/token",
+            data={
+                "client_id": "1",
+                "client_secret": "simulator-secret",
+                "grant_type": "client_credentials",
+                "scope": "public",
+            },
+            timeout=10,
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def fetch(user_id: int) -> int:
+            url = f"{base}/api/v2/users/{user_id}/scores/best?limit=100"
+            return requests.get(url, headers=headers, timeout=10).status_code
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(fetch, range(1, 11)))
+        assert statuses == [200] * 10
+        # Ten requests with 300 ms latency each must overlap, not queue.
+        assert time.monotonic() - started < 2.0
+        truth = requests.get(f"{base}/_sim/users/1/0", timeout=10).json()
+        assert len(truth["top_plays"]) == 100
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
