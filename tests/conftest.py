@@ -149,6 +149,10 @@ def service_env(
         "REDIS_URL": redis_url,
         **simulator_osu_env(simulator_process.base_url),
         "OSU_API_VERSION": "v2",
+        # The upstream budget has tests of its own; elsewhere it would only slow the suite.
+        "OSU_API_RATE_LIMIT": "off",
+        "OSU_API_RETRY_BACKOFF_SECONDS": "0.05",
+        "LOG_LEVEL": "INFO",
     }
 
     def build(**overrides: str) -> dict[str, str]:
