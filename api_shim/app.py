@@ -6,7 +6,7 @@ import falcon
 
 from api_shim import errors
 from api_shim.docs import spec
-from api_shim.health import HealthResource
+from api_shim.health import HealthResource, PingResource
 from api_shim.history import HiscoresResource, StatsHistoryResource
 from api_shim.middleware import QueryStringGuard, ReadOnlyCors
 from api_shim.rankings import BestPlaysResource, PeakResource
@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> falcon.App:
     app.add_route("/peak", PeakResource(services))
     app.add_route("/bestplays", BestPlaysResource(services))
     app.add_route("/health", HealthResource(services))
+    app.add_route("/ping", PingResource())
     # Last: the OpenAPI document is generated from the routes added above.
     spec.register(app)
     return app

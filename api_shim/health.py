@@ -78,3 +78,20 @@ class HealthResource:
 
     def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.on_get(req, resp)
+
+
+PING_BODY = b'{"status":"alive"}'
+
+
+class PingResource:
+    """GET /ping: the process answers; touches nothing else.
+
+    A liveness probe for orchestrators (restart only a process that stopped answering, not
+    one whose database is away) and the framework's own ceiling in the benchmarks.
+    """
+
+    @spec.validate(tags=["operations"])
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Check that the API process answers"""
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = PING_BODY

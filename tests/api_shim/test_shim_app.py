@@ -288,6 +288,7 @@ def test_openapi_describes_every_endpoint(client: testing.TestClient) -> None:
         "/peak",
         "/bestplays",
         "/health",
+        "/ping",
     }
     assert set(paths["/update"]) == {"post"}
     expected_params = {
@@ -311,3 +312,9 @@ def test_docs_page(client: testing.TestClient) -> None:
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in result.text
+
+
+def test_ping_answers_without_any_backing_service(client: testing.TestClient) -> None:
+    result = client.simulate_get("/ping")
+    assert result.status_code == 200
+    assert result.json == {"status": "alive"}
