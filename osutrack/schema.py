@@ -146,6 +146,20 @@ finished_updates = Table(
     Index("finished_updates_finished_at", "finished_at"),
 )
 
+# When each tracked user-mode was last checked, when its stats last changed, and when the
+# scheduled refresh should check it next (sooner for players who played recently).
+refresh_schedule = Table(
+    "refresh_schedule",
+    metadata,
+    Column("user_id", BigInteger, nullable=False),
+    Column("mode", SmallInteger, nullable=False),
+    Column("last_checked_at", DateTime(timezone=True), nullable=False),
+    Column("last_changed_at", DateTime(timezone=True), nullable=False),
+    Column("next_check_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("user_id", "mode", name="refresh_schedule_pkey"),
+    Index("refresh_schedule_next_check", "next_check_at"),
+)
+
 __all__ = [
     "bestplays",
     "bestplays_refreshes",
@@ -153,6 +167,7 @@ __all__ = [
     "hiscores",
     "metadata",
     "peaks",
+    "refresh_schedule",
     "stats_snapshots",
     "tracked_users",
 ]

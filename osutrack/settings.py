@@ -21,6 +21,50 @@ class SettingsError(ValueError):
     """An environment variable holds a value the service cannot use."""
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str, name: str) -> int:
+    """Seconds in "90s", "15m", "6h", "7d"."""
+    text = text.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    if unit is None or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise SettingsError(f"{name}: {text!r} is not a duration like 90s, 15m, 6h or 7d")
+    return int(text[:-1]) * unit
+
+
+def parse_refresh_intervals(text: str) -> tuple[tuple[float, int], ...]:
+    """`REFRESH_INTERVALS`: "1d=1h,7d=6h,30d=1d,*=7d" -> ((86400, 3600), ..., (inf, 604800)).
+
+    Each pair reads "idle for at most X: refresh every Y"; `*` is everybody else and must
+    come last. Idle time is the time since the player's stats last changed.
+    """
+    pairs: list[tuple[float, int]] = []
+    for part in text.split(","):
+        idle, sep, every = part.partition("=")
+        if not sep:
+            raise SettingsError(f"REFRESH_INTERVALS: {part!r} is not IDLE=EVERY")
+        limit = float("inf") if idle.strip() == "*" else float(_duration(idle, "REFRESH_INTERVALS"))
+        pairs.append((limit, _duration(every, "REFRESH_INTERVALS")))
+    if not pairs or pairs[-1][0] != float("inf"):
+        raise SettingsError("REFRESH_INTERVALS must end with a *=EVERY pair")
+    if [limit for limit, _ in pairs] != sorted(limit for limit, _ in pairs):
+        raise SettingsError("REFRESH_INTERVALS idle limits must increase")
+    return tuple(pairs)
+
+
+def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _str(env, name, default).lower()
+    if value not in ("", "off"):
+        try:
+            parse_many(value)
+        except ValueError:
+            raise SettingsError(
+                f"{name} must look like 60/minute or 60/minute;2/second (or off), got {value!r}"
+            ) from None
+    return value
+
+
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -87,6 +131,21 @@ class Settings:
     statement_timeout_ms: int = 10000
     log_level: str = "INFO"
 
+    # Incoming limits per client IP ("off" disables one), whose X-Forwarded-For to
+    # believe, and the update backlog beyond which POST /update is refused.
+    rate_limit_update: str = "5/minute"
+    rate_limit_read: str = "600/minute"
+    trusted_proxies: tuple[str, ...] = ()
+    max_queue_depth: int = 1000
+
+    # Scheduled refresh: the share of the upstream budget it may use, how often beat
+    # plans it, and the interval per idle time (see `parse_refresh_intervals`).
+    refresh_budget_share: float = 0.5
+    refresh_schedule_seconds: int = 60
+    refresh_intervals: tuple[tuple[float, int], ...] = parse_refresh_intervals(
+        "1d=1h,7d=6h,30d=1d,365d=3d,*=7d"
+    )
+
     simulator_port: int = 8090
     # Ports of the private Postgres and Redis that `make run` starts when DATABASE_URL or
     # REDIS_URL is unset.
@@ -130,7 +189,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if version not in ("", "v1", "v2"):
         raise SettingsError(f"OSU_API_VERSION must be v1 or v2, got {version!r}")
     wait_max = _float(env, "UPDATE_WAIT_MAX_SECONDS", 60.0)
-    settings = Settings(
+    share = _float(env, "REFRESH_BUDGET_SHARE", 0.5)
+    if share > 1:
+        raise SettingsError(f"REFRESH_BUDGET_SHARE must be between 0 and 1, got {share}")
+    return Settings(
         database_url=_str(env, "DATABASE_URL"),
         redis_url=_str(env, "REDIS_URL"),
         data_dir=Path(_str(env, "OSUTRACK_DATA_DIR", ".osutrack")),
@@ -144,7 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         osu_api_timeout_seconds=_float(env, "OSU_API_TIMEOUT_SECONDS", 10.0, minimum=0.1),
         osu_api_max_attempts=_int(env, "OSU_API_MAX_ATTEMPTS", 3, minimum=1),
         osu_api_retry_backoff_seconds=_float(env, "OSU_API_RETRY_BACKOFF_SECONDS", 0.5),
-        osu_api_rate_limit=_str(env, "OSU_API_RATE_LIMIT").lower(),
+        osu_api_rate_limit=_rate_limit(env, "OSU_API_RATE_LIMIT", ""),
         osu_api_slot_wait_seconds=_float(env, "OSU_API_SLOT_WAIT_SECONDS", 30.0),
         update_wait_seconds=min(_float(env, "UPDATE_WAIT_SECONDS", 20.0), wait_max),
         update_wait_max_seconds=wait_max,
@@ -155,16 +217,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", 2, minimum=1),
         statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", 10000, minimum=100),
         log_level=_str(env, "LOG_LEVEL", "INFO").upper(),
+        rate_limit_update=_rate_limit(env, "RATE_LIMIT_UPDATE", "5/minute"),
+        rate_limit_read=_rate_limit(env, "RATE_LIMIT_READ", "600/minute"),
+        trusted_proxies=tuple(
+            part.strip() for part in _str(env, "TRUSTED_PROXIES").split(",") if part.strip()
+        ),
+        max_queue_depth=_int(env, "MAX_QUEUE_DEPTH", 1000, minimum=1),
+        refresh_budget_share=share,
+        refresh_schedule_seconds=_int(env, "REFRESH_SCHEDULE_SECONDS", 60, minimum=1),
+        refresh_intervals=parse_refresh_intervals(
+            _str(env, "REFRESH_INTERVALS", "1d=1h,7d=6h,30d=1d,365d=3d,*=7d")
+        ),
         simulator_port=_int(env, "SIMULATOR_PORT", 8090, minimum=1),
         private_postgres_port=_int(env, "OSUTRACK_PG_PORT", 54329, minimum=1),
         private_redis_port=_int(env, "OSUTRACK_REDIS_PORT", 63799, minimum=1),
     )
-    if settings.osu_api_rate_limit not in ("", "off"):
-        try:
-            parse_many(settings.osu_api_rate_limit)
-        except ValueError:
-            raise SettingsError(
-                "OSU_API_RATE_LIMIT must look like 60/minute or 60/minute;2/second, "
-                f"got {settings.osu_api_rate_limit!r}"
-            ) from None
-    return settings

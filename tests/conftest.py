@@ -151,6 +151,9 @@ def service_env(
         "OSU_API_VERSION": "v2",
         # The upstream budget has tests of its own; elsewhere it would only slow the suite.
         "OSU_API_RATE_LIMIT": "off",
+        # Likewise the per-IP limits: every test client is 127.0.0.1.
+        "RATE_LIMIT_UPDATE": "off",
+        "RATE_LIMIT_READ": "off",
         "OSU_API_RETRY_BACKOFF_SECONDS": "0.05",
         "LOG_LEVEL": "INFO",
     }
