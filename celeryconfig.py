@@ -6,12 +6,10 @@ reason for each. See README's operations section for the queues.
 
 from __future__ import annotations
 
-from osutrack.jobs import UPDATE_QUEUE, UPDATE_TASK_NAME
+from osutrack.jobs import MAINTENANCE_QUEUE, REFRESH_QUEUE, UPDATE_QUEUE, UPDATE_TASK_NAME
 from osutrack.settings import load_settings
 
 _settings = load_settings()
-
-MAINTENANCE_QUEUE = "maintenance"
 
 broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True
@@ -46,6 +44,8 @@ task_routes = {
     UPDATE_TASK_NAME: {"queue": UPDATE_QUEUE},
     "osutrack.refresh_bestplays": {"queue": MAINTENANCE_QUEUE},
     "osutrack.recompute_peaks": {"queue": MAINTENANCE_QUEUE},
+    "osutrack.schedule_refresh": {"queue": MAINTENANCE_QUEUE},
+    "osutrack.refresh_users": {"queue": REFRESH_QUEUE},
 }
 
 timezone = "UTC"
@@ -63,6 +63,11 @@ beat_schedule = {
         "task": "osutrack.refresh_bestplays",
         "schedule": float(_settings.bestplays_refresh_seconds),
         "options": {"expires": max(_settings.bestplays_refresh_seconds * 0.9, 1.0)},
+    },
+    "schedule-refresh": {
+        "task": "osutrack.schedule_refresh",
+        "schedule": float(_settings.refresh_schedule_seconds),
+        "options": {"expires": max(_settings.refresh_schedule_seconds * 0.9, 1.0)},
     },
     "recompute-peaks": {
         "task": "osutrack.recompute_peaks",

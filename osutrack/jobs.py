@@ -23,7 +23,11 @@ import redis
 from osutrack.settings import Settings
 
 UPDATE_TASK_NAME = "osutrack.update_user"
+# Interactive updates, the scheduled refresh, and beat's table maintenance each have a
+# queue, so a refresh backlog never delays a user who pressed "update".
 UPDATE_QUEUE = "updates"
+REFRESH_QUEUE = "refresh"
+MAINTENANCE_QUEUE = "maintenance"
 
 QUEUED = "queued"
 RUNNING = "running"

@@ -4,5 +4,5 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("osutrack", include=["worker.tasks", "worker.heartbeat"])
+app = Celery("osutrack", include=["worker.tasks", "worker.heartbeat", "worker.logcontext"])
 app.config_from_object("celeryconfig")

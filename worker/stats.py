@@ -62,6 +62,12 @@ def latest_snapshots(session: Session, user_id: int, mode: int) -> list[Any]:
     return list(session.execute(query))
 
 
+def latest_stats(session: Session, user_id: int, mode: int) -> PlayerStats | None:
+    """The stats of the newest stored snapshot, or None if there is none."""
+    newest = latest_snapshots(session, user_id, mode)
+    return _stats_of(newest[0]) if newest else None
+
+
 def record_snapshot(
     session: Session, user_id: int, mode: int, current: PlayerStats, now: datetime
 ) -> tuple[PlayerStats | None, datetime | None]:

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import redis
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from osutrack import jobs
+from osutrack import jobs, metrics
+from osutrack.jobs import REFRESH_QUEUE
 from worker.app import app
 from worker.bestplays import MODES, refresh_bestplays
 from worker.db import session_scope
+from worker.logcontext import log_context
 from worker.peaks import recompute_peaks
-from worker.runtime import runtime
+from worker.refresh import plan_refresh, refresh_user_modes
+from worker.runtime import Runtime, runtime
+from worker.schedule import refresh_round_size
 from worker.updates import finished_result, update_user
 from worker.upstream.errors import UpstreamError
+from worker.upstream.limiter import COOLDOWN_KEY, REFRESH, upstream_priority
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,18 @@ INFRA_MAX_RETRIES = 8
 )
 def update_user_task(self: Task, job_id: str, user_id: int, mode: int) -> None:
     """Run update job `job_id` for (user_id, mode) and publish its outcome in Redis."""
-    rt = runtime()
+    with log_context(job_id=job_id, user_id=user_id, mode=mode):
+        rt = runtime()
+        state = jobs.read_job(rt.redis, job_id)
+        outcome = _run_update(self, rt, job_id, user_id, mode)
+        if outcome is not None:
+            latency = time.time() - state.enqueued_at if state else None
+            metrics.record_job(rt.redis, outcome, latency)
+            log.info("job %s", outcome)
+
+
+def _run_update(task: Task, rt: Runtime, job_id: str, user_id: int, mode: int) -> str | None:
+    """Do the update and publish it; return the outcome for metrics (None: will retry)."""
     ttl = rt.settings.job_ttl_seconds
     try:
         with session_scope(rt.engine) as session:
@@ -43,25 +61,79 @@ def update_user_task(self: Task, job_id: str, user_id: int, mode: int) -> None:
         if stored is None:
             jobs.mark_running(rt.redis, job_id)
             with session_scope(rt.engine) as session:
-                stored = update_user(session, rt.client, user_id, mode, job_id=job_id)
+                stored = update_user(
+                    session,
+                    rt.client,
+                    user_id,
+                    mode,
+                    job_id=job_id,
+                    intervals=rt.settings.refresh_intervals,
+                )
         # Published only after the commit: a waiting client never sees data that could
         # still roll back.
         jobs.finish_job(rt.redis, job_id, user_id, mode, stored, ttl)
     except UpstreamError as exc:
-        log.warning("job %s user %s mode %s failed upstream: %s", job_id, user_id, mode, exc)
+        log.warning("failed upstream: %s", exc)
         jobs.fail_job(
             rt.redis, job_id, user_id, mode, str(exc), exc.http_status, ttl, exc.retry_after
         )
+        return "failed_upstream"
     except SoftTimeLimitExceeded:
-        log.warning("job %s user %s mode %s timed out", job_id, user_id, mode)
+        log.warning("timed out")
         jobs.fail_job(rt.redis, job_id, user_id, mode, "the update timed out", 504, ttl)
+        return "failed_timeout"
     except (DBAPIError, redis.RedisError) as exc:
-        if self.request.retries >= INFRA_MAX_RETRIES:
-            log.error("job %s user %s mode %s gave up: %s", job_id, user_id, mode, exc)
+        if task.request.retries >= INFRA_MAX_RETRIES:
+            log.error("gave up: %s", exc)
             jobs.fail_job(rt.redis, job_id, user_id, mode, "storage is unavailable", 503, ttl, 30)
-            return
-        log.warning("job %s user %s mode %s will retry: %s", job_id, user_id, mode, exc)
-        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+            return "failed_storage"
+        log.warning("will retry: %s", exc)
+        raise task.retry(exc=exc, countdown=min(2**task.request.retries, 30)) from exc
+    return "finished"
+
+
+@app.task(name="osutrack.schedule_refresh", ignore_result=True)
+def schedule_refresh_task() -> None:
+    """Beat: reserve the user-modes due for a check and queue refresh tasks for them."""
+    rt = runtime()
+    limiter_paused = rt.redis.exists(COOLDOWN_KEY)
+    if limiter_paused:
+        # osu! told us to back off: queueing now would only fill the queue with waiting work.
+        log.info("refresh planning skipped: upstream pause in effect")
+        return
+    with session_scope(rt.engine) as session:
+        batches = plan_refresh(session, datetime.now(UTC), refresh_round_size(rt.settings))
+    # Sent only after the reservation committed (a rollback would leave queued work for
+    # user-modes that are not reserved, and the next round would queue them again).
+    for batch in batches:
+        app.send_task(
+            "osutrack.refresh_users", args=[[list(pair) for pair in batch]], queue=REFRESH_QUEUE
+        )
+    if batches:
+        log.info("queued %d refresh batches", len(batches))
+
+
+@app.task(name="osutrack.refresh_users", ignore_result=True, soft_time_limit=600, time_limit=660)
+def refresh_users_task(user_modes: list[list[int]]) -> None:
+    """Check a batch of user-modes within the refresh share of the upstream budget."""
+    rt = runtime()
+    pairs = [(int(user_id), int(mode)) for user_id, mode in user_modes]
+    try:
+        with upstream_priority(REFRESH), Session(rt.engine, expire_on_commit=False) as session:
+            outcomes = refresh_user_modes(
+                session,
+                rt.client,
+                pairs,
+                now=lambda: datetime.now(UTC),
+                intervals=rt.settings.refresh_intervals,
+            )
+    except UpstreamError as exc:
+        # The reservation lease runs out and the next planning round takes them again.
+        log.warning("refresh of %d user-modes failed upstream: %s", len(pairs), exc)
+        metrics.record_refresh(rt.redis, "failed", len(pairs))
+        return
+    for outcome, count in outcomes.items():
+        metrics.record_refresh(rt.redis, outcome, count)
 
 
 @app.task(name="osutrack.refresh_bestplays", ignore_result=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from osutrack.schema import finished_updates, tracked_users
 from worker.hiscores import known_score_ids, new_hiscores, newhs_item, record_hiscores
 from worker.peaks import record_peak
+from worker.schedule import DEFAULT_INTERVALS, Intervals, schedule_next_check
 from worker.stats import DIFF_FIELD_ORDER, leveled_up, record_snapshot, stats_diff
 from worker.upstream import OsuClient
 from worker.upstream.models import Player, TopPlay
@@ -61,16 +62,19 @@ def store_update(
     session: Session,
     player: Player,
     mode: int,
-    top_plays: list[TopPlay],
+    top_plays: list[TopPlay] | None,
     *,
     job_id: str | None,
     now: datetime,
+    intervals: Intervals = DEFAULT_INTERVALS,
 ) -> dict[str, Any]:
     """Write what one fetch found and return the /update body. The caller commits.
 
     Writes, in one transaction: the snapshot (plateau-compacted, none when unranked),
-    every top play, the peaks, the tracked user, and the job's idempotency row. A job
-    that already committed returns its stored body and writes nothing.
+    every top play, the peaks, the tracked user, the user-mode's next scheduled refresh,
+    and the job's idempotency row. A job that already committed returns its stored body
+    and writes nothing. `top_plays` None means they were not fetched because the stats
+    did not change (the scheduled refresh): no play can be new then.
     """
     if job_id is not None:
         stored = finished_result(session, job_id)
@@ -88,9 +92,14 @@ def store_update(
         current = player.stats
         diff = stats_diff(previous, current)
         record_peak(session, user_id, mode, current, stored_at)
-    fresh = new_hiscores(known_score_ids(session, user_id, mode), top_plays)
-    record_hiscores(session, user_id, mode, top_plays, now)
+    fresh = []
+    if top_plays is not None:
+        fresh = new_hiscores(known_score_ids(session, user_id, mode), top_plays)
+        record_hiscores(session, user_id, mode, top_plays, now)
     _upsert_tracked_user(session, player, now)
+    schedule_next_check(
+        session, user_id, mode, now, changed=previous != player.stats, intervals=intervals
+    )
     body: dict[str, Any] = {
         "username": player.username,
         "mode": mode,
@@ -117,6 +126,7 @@ def update_user(
     *,
     job_id: str | None = None,
     now: datetime | None = None,
+    intervals: Intervals = DEFAULT_INTERVALS,
 ) -> dict[str, Any]:
     """Update one player in one mode and return the /update body. The caller commits.
 
@@ -130,5 +140,11 @@ def update_user(
         return missing_user_body(mode)
     top_plays = client.fetch_top_plays(user_id, mode)
     return store_update(
-        session, player, mode, top_plays, job_id=job_id, now=now or datetime.now(UTC)
+        session,
+        player,
+        mode,
+        top_plays,
+        job_id=job_id,
+        now=now or datetime.now(UTC),
+        intervals=intervals,
     )

@@ -8,8 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 from conftest import Stack
 from support.simulator import SimulatorClient
+
+from worker.upstream.limiter import COOLDOWN_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -115,8 +118,8 @@ def test_short_429_is_waited_out(
     assert response.json()["first"] is True
 
 
-def test_long_429_fails_the_job_with_retry_after(
-    v2_stack: Stack, simulator: SimulatorClient, new_user_id: Callable[[], int]
+def test_long_429_fails_the_job_and_pauses_every_worker(
+    v2_stack: Stack, simulator: SimulatorClient, redis_url: str, new_user_id: Callable[[], int]
 ) -> None:
     user = new_user_id()
     simulator.add_fault(
@@ -126,6 +129,12 @@ def test_long_429_fails_the_job_with_retry_after(
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1800"
     assert "rate limiting" in response.json()["error"]
+    simulator.session.delete(f"{simulator.base_url}/_sim/requests", timeout=5)
+    # The whole fleet now waits: the next update does not even ask osu!.
+    paused = v2_stack.post_update(new_user_id(), 0)
+    assert paused.status_code == 503
+    assert simulator.requests_log() == []
+    redis.Redis.from_url(redis_url).delete(COOLDOWN_KEY)
 
 
 def test_restricted_player_reads_as_missing_but_keeps_history(

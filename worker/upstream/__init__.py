@@ -30,11 +30,16 @@ class OsuClient(Protocol):
 def make_client(settings: Settings, redis_client: redis.Redis) -> OsuClient:
     """The client the settings ask for, sharing the fleet's request budget and token."""
     limiter = UpstreamLimiter(
-        settings.redis_url, settings.effective_rate_limit, settings.osu_api_slot_wait_seconds
+        redis_client,
+        settings.redis_url,
+        settings.effective_rate_limit,
+        refresh_share=settings.refresh_budget_share,
+        max_wait_seconds=settings.osu_api_slot_wait_seconds,
     )
     http = UpstreamHttp(
         settings.osu_api_base_url,
         limiter,
+        redis_client,
         timeout_seconds=settings.osu_api_timeout_seconds,
         max_attempts=settings.osu_api_max_attempts,
         backoff_seconds=settings.osu_api_retry_backoff_seconds,

@@ -9,15 +9,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import redis
 import requests
 
+from osutrack import metrics
 from worker.upstream.errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
-from worker.upstream.limiter import UpstreamLimiter
+from worker.upstream.limiter import UpstreamLimiter, current_priority
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class UpstreamHttp:
         self,
         base_url: str,
         limiter: UpstreamLimiter,
+        redis_client: redis.Redis,
         *,
         timeout_seconds: float,
         max_attempts: int,
@@ -63,6 +66,7 @@ class UpstreamHttp:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._limiter = limiter
+        self._redis = redis_client
         # Connect fast or not at all; the read timeout bounds a slow answer.
         self._timeout = (min(3.05, timeout_seconds), timeout_seconds)
         self._max_attempts = max_attempts
@@ -80,15 +84,17 @@ class UpstreamHttp:
         data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         what: str,
+        endpoint: str,
     ) -> Any:
         """The decoded JSON body, or `NOT_FOUND` for a 404.
 
-        `what` names the call in errors and logs ("user", "best scores"); URLs are never
-        logged because v1 carries the API key in its query string.
+        `what` names the call in errors and logs ("user", "best scores") and `endpoint` in
+        metrics ("v2_user"); URLs are never logged because v1 carries the API key in its
+        query string. A 429 pauses every worker process for its Retry-After.
         """
         last_error: UpstreamError | None = None
         for attempt in range(1, self._max_attempts + 1):
-            self._limiter.acquire()
+            self._limiter.acquire(current_priority())
             try:
                 response = self._session.request(
                     method,
@@ -99,11 +105,17 @@ class UpstreamHttp:
                     timeout=self._timeout,
                 )
             except requests.Timeout:
+                metrics.record_upstream(self._redis, endpoint, "timeout")
                 last_error = UpstreamUnavailable(f"the osu! API timed out ({what})")
             except requests.RequestException:
+                metrics.record_upstream(self._redis, endpoint, "connection_error")
                 last_error = UpstreamUnavailable(f"the osu! API could not be reached ({what})")
             else:
+                metrics.record_upstream(self._redis, endpoint, str(response.status_code))
                 outcome = self._interpret(response, what)
+                if isinstance(outcome, UpstreamRateLimited) and outcome.retry_after:
+                    # The budget is per host, not per process: everyone waits it out.
+                    self._limiter.pause_all(outcome.retry_after)
                 if not isinstance(outcome, UpstreamError):
                     return outcome
                 last_error = outcome

@@ -56,6 +56,7 @@ class TokenProvider:
                 "scope": "public",
             },
             what="OAuth token",
+            endpoint="oauth_token",
         )
         if body is NOT_FOUND:
             raise UpstreamUnavailable("the osu! OAuth endpoint was not found")

@@ -99,7 +99,9 @@ class V1Client:
     def _get(self, endpoint: str, user_id: int, mode: int, what: str, **extra: Any) -> Any:
         # `type=id` always: automatic detection mistakes all-digit usernames for ids.
         params = {"k": self._api_key, "u": user_id, "m": mode, "type": "id", **extra}
-        body = self._http.request_json("GET", f"/api/{endpoint}", params=params, what=what)
+        body = self._http.request_json(
+            "GET", f"/api/{endpoint}", params=params, what=what, endpoint=f"v1_{endpoint}"
+        )
         if body is NOT_FOUND:
             raise MalformedUpstream(f"the osu! API v1 endpoint {endpoint} was not found")
         return body

@@ -24,6 +24,8 @@ from worker.upstream.token import TokenProvider
 # The score format osu!track's own bridge asks for: `legacy_score_id`, `ended_at` and
 # acronym mods (any version >= 20220705 gives the new format).
 API_VERSION_HEADER = "20240923"
+# The users endpoint takes at most 50 ids per request.
+BATCH_MAX_IDS = 50
 
 
 def stats_from_v2(statistics: Any) -> PlayerStats:
@@ -113,20 +115,24 @@ class V2Client:
         self._http = http
         self._tokens = tokens
 
-    def _get(self, path: str, params: dict[str, Any] | None, what: str) -> Any:
+    def _get(self, path: str, params: Any, what: str, endpoint: str) -> Any:
         token = self._tokens.token()
         headers = {"Authorization": f"Bearer {token}", "x-api-version": API_VERSION_HEADER}
         try:
-            return self._http.request_json("GET", path, params=params, headers=headers, what=what)
+            return self._http.request_json(
+                "GET", path, params=params, headers=headers, what=what, endpoint=endpoint
+            )
         except UpstreamAuthError:
             # The token may have been revoked or expired early: fetch a new one once.
             self._tokens.invalidate(token)
             headers["Authorization"] = f"Bearer {self._tokens.token()}"
-            return self._http.request_json("GET", path, params=params, headers=headers, what=what)
+            return self._http.request_json(
+                "GET", path, params=params, headers=headers, what=what, endpoint=endpoint
+            )
 
     def fetch_player(self, user_id: int, mode: int) -> Player | None:
         """The player in `mode`, or None when osu! says the user does not exist."""
-        body = self._get(f"/api/v2/users/{user_id}/{MODE_NAMES_V2[mode]}", None, "user")
+        body = self._get(f"/api/v2/users/{user_id}/{MODE_NAMES_V2[mode]}", None, "user", "v2_user")
         if body is NOT_FOUND:
             return None
         found_id = as_id(field(body, "id"), "id")
@@ -144,9 +150,41 @@ class V2Client:
             f"/api/v2/users/{user_id}/scores/best",
             {"mode": MODE_NAMES_V2[mode], "limit": 100, "offset": 0},
             "best scores",
+            "v2_best",
         )
         if body is NOT_FOUND:
             return []
         if not isinstance(body, list):
             raise MalformedUpstream("the osu! API sent best scores that are not a list")
         return only_players_plays(user_id, [play_from_v2(score) for score in body])
+
+    def fetch_players_batch(self, user_ids: list[int]) -> dict[int, dict[int, Player]]:
+        """Every mode's stats of up to 50 players in ONE request: {user_id: {mode: Player}}.
+
+        Users osu! does not know (or restricted ones) are absent from the answer.
+        """
+        if len(user_ids) > BATCH_MAX_IDS:
+            raise ValueError(f"at most {BATCH_MAX_IDS} users per batch")
+        body = self._get(
+            "/api/v2/users", [("ids[]", user_id) for user_id in user_ids], "users", "v2_users_batch"
+        )
+        users = [] if body is NOT_FOUND else field(body, "users")
+        if not isinstance(users, list):
+            raise MalformedUpstream("the osu! API sent a user batch that is not a list")
+        wanted = set(user_ids)
+        found: dict[int, dict[int, Player]] = {}
+        for user in users:
+            user_id = as_id(field(user, "id"), "id")
+            if user_id not in wanted:
+                raise MalformedUpstream("the osu! API answered with a user not asked for")
+            username = as_text(field(user, "username"), "username")
+            rulesets = field(user, "statistics_rulesets")
+            if not isinstance(rulesets, dict):
+                raise MalformedUpstream("the osu! API sent invalid statistics_rulesets")
+            found[user_id] = {
+                mode: Player(user_id, username, stats_from_v2(rulesets[name]))
+                for mode, name in enumerate(MODE_NAMES_V2)
+                # A mode the player never played has no statistics at all: unranked.
+                if rulesets.get(name) is not None
+            }
+        return found

@@ -1,0 +1,103 @@
+"""The scheduled refresh: check tracked players without anyone asking, within its budget.
+
+Planning (a beat task) reserves the user-modes whose check is due and hands them to refresh
+tasks in batches. With osu! API v2 one request returns every mode's stats of up to 50
+players; only the user-modes whose stats changed cost a further request (their top
+plays). What a check finds is stored exactly as an interactive update would store it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from worker.schedule import Intervals, schedule_next_check, take_due
+from worker.stats import latest_stats
+from worker.updates import store_update
+from worker.upstream import OsuClient
+from worker.upstream.models import Player, PlayerStats
+from worker.upstream.v2 import BATCH_MAX_IDS, V2Client
+
+log = logging.getLogger(__name__)
+
+UNRANKED = PlayerStats(0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0)
+
+
+def plan_refresh(
+    session: Session, now: datetime, max_user_modes: int
+) -> list[list[tuple[int, int]]]:
+    """Reserve due user-modes (at most `max_user_modes`) and group them into task batches.
+
+    A batch holds every due mode of up to 50 players, so one v2 batch request serves it.
+    The caller commits, then enqueues one refresh task per batch.
+    """
+    by_user: dict[int, list[tuple[int, int]]] = {}
+    for user_id, mode in take_due(session, now, max_user_modes):
+        by_user.setdefault(user_id, []).append((user_id, mode))
+    users = sorted(by_user)
+    return [
+        [pair for user_id in users[start : start + BATCH_MAX_IDS] for pair in by_user[user_id]]
+        for start in range(0, len(users), BATCH_MAX_IDS)
+    ]
+
+
+def _fetch_players(
+    client: OsuClient, user_modes: list[tuple[int, int]]
+) -> dict[tuple[int, int], Player | None]:
+    """Current stats of each user-mode; None for a user osu! does not know."""
+    if isinstance(client, V2Client):
+        found = client.fetch_players_batch(sorted({user_id for user_id, _ in user_modes}))
+        players: dict[tuple[int, int], Player | None] = {}
+        for user_id, mode in user_modes:
+            modes = found.get(user_id)
+            if modes is None:
+                players[(user_id, mode)] = None
+            else:
+                # Known user with no statistics in this mode: unranked there.
+                username = next(iter(modes.values())).username if modes else ""
+                players[(user_id, mode)] = modes.get(mode) or Player(user_id, username, UNRANKED)
+        return players
+    # v1 has no batch endpoint: one request per user-mode.
+    return {(user_id, mode): client.fetch_player(user_id, mode) for user_id, mode in user_modes}
+
+
+def refresh_user_modes(
+    session: Session,
+    client: OsuClient,
+    user_modes: Iterable[tuple[int, int]],
+    *,
+    now: Callable[[], datetime],
+    intervals: Intervals,
+) -> Counter[str]:
+    """Check each user-mode and store what changed; return counts by outcome.
+
+    Outcomes: "changed" (top plays fetched, everything stored), "unchanged" (no further
+    request; the snapshot's plateau is extended as an update would), "missing" (osu! does
+    not know the user now: nothing is deleted, checked again later). Each user-mode is
+    committed on its own, so a failure halfway keeps the work already done.
+    """
+    pairs = list(user_modes)
+    outcomes: Counter[str] = Counter()
+    for (user_id, mode), player in _fetch_players(client, pairs).items():
+        checked_at = now()
+        if player is None:
+            schedule_next_check(
+                session, user_id, mode, checked_at, changed=False, intervals=intervals
+            )
+            session.commit()
+            outcomes["missing"] += 1
+            continue
+        previous = latest_stats(session, user_id, mode)
+        session.commit()
+        changed = player.stats != previous and player.stats.is_ranked
+        top_plays = client.fetch_top_plays(user_id, mode) if changed else None
+        store_update(
+            session, player, mode, top_plays, job_id=None, now=checked_at, intervals=intervals
+        )
+        session.commit()
+        outcomes["changed" if changed else "unchanged"] += 1
+    return outcomes

@@ -1,0 +1,115 @@
+"""When each tracked user-mode is checked next: sooner for players who played recently."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from limits import parse_many
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from osutrack.schema import refresh_schedule
+from osutrack.settings import Settings
+
+# ((max idle seconds, check every N seconds), ...), the last with an infinite idle limit;
+# see `osutrack.settings.parse_refresh_intervals`.
+Intervals = tuple[tuple[float, int], ...]
+DEFAULT_INTERVALS: Intervals = Settings().refresh_intervals
+# How long a user-mode handed to a refresh task stays reserved, so the next planning
+# round does not queue it again while it waits for the budget.
+PLANNED_LEASE = timedelta(minutes=15)
+
+
+def check_interval(idle: timedelta, intervals: Intervals) -> timedelta:
+    """The refresh interval of a player whose stats last changed `idle` ago."""
+    idle_seconds = max(idle.total_seconds(), 0.0)
+    for max_idle, every in intervals:
+        if idle_seconds <= max_idle:
+            return timedelta(seconds=every)
+    return timedelta(seconds=intervals[-1][1])
+
+
+def schedule_next_check(
+    session: Session,
+    user_id: int,
+    mode: int,
+    now: datetime,
+    *,
+    changed: bool,
+    intervals: Intervals,
+) -> None:
+    """Record a check of (user, mode) at `now` and when the next one is due."""
+    last_changed = now
+    if not changed:
+        known = session.scalar(
+            select(refresh_schedule.c.last_changed_at).where(
+                refresh_schedule.c.user_id == user_id, refresh_schedule.c.mode == mode
+            )
+        )
+        last_changed = known or now
+    next_check = now + check_interval(now - last_changed, intervals)
+    statement = insert(refresh_schedule).values(
+        user_id=user_id,
+        mode=mode,
+        last_checked_at=now,
+        last_changed_at=last_changed,
+        next_check_at=next_check,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[refresh_schedule.c.user_id, refresh_schedule.c.mode],
+            set_={
+                "last_checked_at": statement.excluded.last_checked_at,
+                "last_changed_at": statement.excluded.last_changed_at,
+                "next_check_at": statement.excluded.next_check_at,
+            },
+        )
+    )
+
+
+def take_due(session: Session, now: datetime, limit: int) -> list[tuple[int, int]]:
+    """Reserve up to `limit` user-modes whose check is due, most overdue first.
+
+    Their `next_check_at` moves forward by a lease; the check that follows sets the real
+    next time. SKIP LOCKED lets two planners (a beat failover) never take the same rows.
+    """
+    due = (
+        select(refresh_schedule.c.user_id, refresh_schedule.c.mode)
+        .where(refresh_schedule.c.next_check_at <= now)
+        .order_by(refresh_schedule.c.next_check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .subquery("due")
+    )
+    reserve = (
+        update(refresh_schedule)
+        .where(refresh_schedule.c.user_id == due.c.user_id, refresh_schedule.c.mode == due.c.mode)
+        .values(next_check_at=now + PLANNED_LEASE)
+        .returning(refresh_schedule.c.user_id, refresh_schedule.c.mode)
+    )
+    return sorted((int(row.user_id), int(row.mode)) for row in session.execute(reserve))
+
+
+# Without an upstream limit (the simulator), a planning round still stops somewhere.
+UNLIMITED_ROUND_SIZE = 5000
+
+
+def refresh_round_size(settings: Settings) -> int:
+    """How many user-modes one planning round may reserve.
+
+    The refresh may spend `refresh_budget_share` of the upstream budget, so one round of
+    `refresh_schedule_seconds` has about `rate x share x period` requests to spend. With
+    v2 a user-mode costs 1/50 of a batch request plus one request if its stats changed;
+    planning ten user-modes per request matches a population where up to about 8% changed
+    (the rest of the budget stays unused, never overspent: the limiter enforces the cap).
+    With v1 each check costs at least one request.
+    """
+    if settings.effective_rate_limit == "off":
+        return UNLIMITED_ROUND_SIZE
+    per_second = min(
+        item.amount / item.get_expiry() for item in parse_many(settings.effective_rate_limit)
+    )
+    requests = per_second * settings.refresh_budget_share * settings.refresh_schedule_seconds
+    per_request = 10 if settings.effective_api_version == "v2" else 1
+    return max(1, int(requests * per_request))
