@@ -10,7 +10,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
-UPDATE_QUEUES = "updates,maintenance"
+# Interactive updates get worker processes of their own, so a refresh backlog (which waits
+# for its share of the upstream budget) never holds the process an update needs.
+UPDATE_QUEUES = "updates"
+BACKGROUND_QUEUES = "refresh,maintenance"
 
 
 def simulator_command(host: str, port: int, *extra: str) -> list[str]:

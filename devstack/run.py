@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from devstack.commands import (
+    BACKGROUND_QUEUES,
     api_command,
     beat_command,
     migrate_command,
@@ -96,6 +97,12 @@ def app_commands(settings: Settings) -> dict[str, list[str]]:
     return {
         "worker": worker_command(
             concurrency=settings.worker_concurrency, loglevel=settings.log_level
+        ),
+        "refresher": worker_command(
+            queues=BACKGROUND_QUEUES,
+            concurrency=1,
+            hostname="refresher1@%h",
+            loglevel=settings.log_level,
         ),
         "beat": beat_command(loglevel=settings.log_level),
         "api": api_command(settings.host, settings.port),

@@ -19,8 +19,11 @@ from typing import IO, Any
 
 import requests
 
-from devstack.commands import UPDATE_QUEUES, api_command, beat_command, worker_command
+from devstack.commands import api_command, beat_command, worker_command
 from devstack.procs import spawn, stop_process, tail, wait_until
+
+# Test workers take every queue unless a test says otherwise.
+ALL_QUEUES = "updates,refresh,maintenance"
 
 READY_TIMEOUT_SECONDS = 60.0
 
@@ -137,7 +140,7 @@ def _output_contains(text: str) -> Callable[[ManagedProcess], bool]:
 
 def start_worker(
     env: Mapping[str, str],
-    queues: str = UPDATE_QUEUES,
+    queues: str = ALL_QUEUES,
     concurrency: int = 2,
     hostname: str | None = None,
     log_path: Path | None = None,
