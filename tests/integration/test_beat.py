@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from conftest import Stack
 from support.processes import ManagedProcess, start_beat
+from support.simulator import SimulatorClient
 
-from osutrack.schema import bestplays_refreshes
+from osutrack.schema import bestplays_refreshes, refresh_schedule, stats_snapshots
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,7 @@ def beat(
     service_env: Callable[..., dict[str, str]], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ManagedProcess]:
     process = start_beat(
-        service_env(BESTPLAYS_REFRESH_SECONDS="1"),
+        service_env(BESTPLAYS_REFRESH_SECONDS="1", REFRESH_SCHEDULE_SECONDS="1"),
         log_path=tmp_path_factory.mktemp("beat") / "beat.log",
     )
     yield process
@@ -54,3 +55,44 @@ def test_beat_refreshes_bestplays_and_the_table_answers_like_the_source(
     # A window the table covers fully gives the same rows as asking hiscores directly.
     window = v2_stack.get("/bestplays", mode=3, limit=50, **{"from": "2000-01-01"}).json()
     assert window == served[:50]
+
+
+def _snapshots(engine: sa.Engine, user: int) -> list[int]:
+    with engine.connect() as connection:
+        return list(
+            connection.scalars(
+                sa.select(stats_snapshots.c.playcount)
+                .where(stats_snapshots.c.user_id == user, stats_snapshots.c.mode == 0)
+                .order_by(stats_snapshots.c.captured_at)
+            )
+        )
+
+
+def test_beat_refresh_records_changes_and_skips_unchanged_players(
+    v2_stack: Stack,
+    simulator: SimulatorClient,
+    db_engine: sa.Engine,
+    new_user_id: Callable[[], int],
+    beat: ManagedProcess,
+) -> None:
+    changed, unchanged = new_user_id(), new_user_id()
+    for user in (changed, unchanged):
+        assert v2_stack.post_update(user, 0).status_code == 200
+    truth = simulator.advance(changed, 0, new_top_plays=1)
+    simulator.session.delete(f"{simulator.base_url}/_sim/requests", timeout=5)
+    with db_engine.begin() as connection:
+        connection.execute(
+            sa.update(refresh_schedule)
+            .where(refresh_schedule.c.user_id.in_([changed, unchanged]))
+            .values(next_check_at=sa.func.now() - sa.text("interval '1 minute'"))
+        )
+    deadline = time.monotonic() + 30
+    while len(_snapshots(db_engine, unchanged)) < 2 or len(_snapshots(db_engine, changed)) < 2:
+        assert time.monotonic() < deadline, beat.output()[-2000:]
+        time.sleep(0.2)
+    assert _snapshots(db_engine, changed)[-1] == truth["stats"]["playcount"]
+    newest = v2_stack.get("/hiscores", user=changed, mode=0).json()
+    assert len(newest) == len(truth["top_plays"]) + 1
+    best_paths = [e["path"] for e in simulator.requests_log() if e["endpoint"] == "v2_best"]
+    assert any(f"/users/{changed}/" in path for path in best_paths)
+    assert not any(f"/users/{unchanged}/" in path for path in best_paths)
