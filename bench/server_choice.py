@@ -236,8 +236,20 @@ class Backing:
     redis: RedisServer
 
     def api_env(self) -> dict[str, str]:
-        """The API's environment: our databases, and no upstream calls possible."""
-        return child_env({"DATABASE_URL": self.postgres.url, "REDIS_URL": self.redis.url})
+        """The API's environment: our databases, and per-client limits off.
+
+        Every wrk request comes from 127.0.0.1, so the inbound limits (RATE_LIMIT_READ,
+        RATE_LIMIT_UPDATE) would answer almost all of them with 429 and the run would
+        measure refusals. Code without those settings ignores the variables.
+        """
+        return child_env(
+            {
+                "DATABASE_URL": self.postgres.url,
+                "REDIS_URL": self.redis.url,
+                "RATE_LIMIT_READ": "off",
+                "RATE_LIMIT_UPDATE": "off",
+            }
+        )
 
 
 def start_backing(stack: contextlib.ExitStack, workdir: Path) -> Backing:

@@ -53,12 +53,12 @@ def beat_command(*, loglevel: str = "INFO") -> list[str]:
 
 
 def api_command(host: str, port: int) -> list[str]:
-    """The Falcon shim under granian: 2 processes of 8 threads each."""
+    """The Falcon shim under granian: 2 processes of 4 threads (bench/README.md, server choice)."""
     return [
         sys.executable, "-m", "granian",
         "--interface", "wsgi",
         "--host", host, "--port", str(port),
-        "--workers", "2", "--blocking-threads", "8",
+        "--workers", "2", "--blocking-threads", "4",
         "api_shim.wsgi:app",
     ]  # fmt: skip
 
