@@ -13,8 +13,12 @@ _settings = load_settings()
 
 broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True
-# Retry sending while Redis restarts instead of failing the first request after it.
-broker_transport_options = {"visibility_timeout": 3600}
+# A message taken by a worker that then died (even its main process, which cannot hand it
+# back) is redelivered by another worker once it has been unacknowledged this long. Redis'
+# default of one hour would leave such a job stuck for an hour; every acks-late task here
+# ends (hard time limit) well within it, so a running task is never redelivered.
+VISIBILITY_TIMEOUT_SECONDS = 60
+broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
 
 # Only ids and primitives cross the broker, and JSON enforces it.
 task_serializer = "json"
@@ -38,6 +42,10 @@ worker_disable_rate_limits = True
 worker_max_tasks_per_child = 1000
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = True
+# On SIGTERM, running jobs get a short warm phase, then unfinished acks-late messages are
+# handed back to Redis instead of waiting out the visibility timeout.
+worker_soft_shutdown_timeout = 10.0
+worker_enable_soft_shutdown_on_idle = True
 
 task_default_queue = UPDATE_QUEUE
 task_routes = {

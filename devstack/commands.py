@@ -52,13 +52,18 @@ def beat_command(*, loglevel: str = "INFO") -> list[str]:
     ]  # fmt: skip
 
 
-def api_command(host: str, port: int) -> list[str]:
-    """The Falcon shim under granian: 2 processes of 4 threads (bench/README.md, server choice)."""
+def api_command(host: str, port: int, threads: int = 4) -> list[str]:
+    """The Falcon shim under granian: 2 processes of `threads` threads each.
+
+    Fewer threads serve reads faster (bench/README.md, server choice), but each POST
+    /update that waits for its job holds a thread: `threads` bounds the waiting updates
+    per process before reads queue behind them (API_THREADS).
+    """
     return [
         sys.executable, "-m", "granian",
         "--interface", "wsgi",
         "--host", host, "--port", str(port),
-        "--workers", "2", "--blocking-threads", "4",
+        "--workers", "2", "--blocking-threads", str(threads),
         "api_shim.wsgi:app",
     ]  # fmt: skip
 

@@ -104,6 +104,8 @@ class Settings:
     data_dir: Path = Path(".osutrack")
     host: str = "127.0.0.1"
     port: int = 8000
+    # Threads per API process under `make run`; each waiting POST /update holds one.
+    api_threads: int = 4
 
     osu_api_base_url: str = DEFAULT_OSU_BASE_URL
     osu_client_id: str = ""
@@ -119,7 +121,7 @@ class Settings:
     # for the API version (`effective_rate_limit`).
     osu_api_rate_limit: str = ""
     # How long one upstream request may wait for a slot before its job is failed as 503.
-    osu_api_slot_wait_seconds: float = 30.0
+    osu_api_slot_wait_seconds: float = 15.0
 
     update_wait_seconds: float = 20.0
     update_wait_max_seconds: float = 60.0
@@ -198,6 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(_str(env, "OSUTRACK_DATA_DIR", ".osutrack")),
         host=_str(env, "HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000, minimum=1),
+        api_threads=_int(env, "API_THREADS", 4, minimum=1),
         osu_api_base_url=_str(env, "OSU_API_BASE_URL", DEFAULT_OSU_BASE_URL).rstrip("/"),
         osu_client_id=_str(env, "OSU_CLIENT_ID"),
         osu_client_secret=_str(env, "OSU_CLIENT_SECRET"),
@@ -207,7 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         osu_api_max_attempts=_int(env, "OSU_API_MAX_ATTEMPTS", 3, minimum=1),
         osu_api_retry_backoff_seconds=_float(env, "OSU_API_RETRY_BACKOFF_SECONDS", 0.5),
         osu_api_rate_limit=_rate_limit(env, "OSU_API_RATE_LIMIT", ""),
-        osu_api_slot_wait_seconds=_float(env, "OSU_API_SLOT_WAIT_SECONDS", 30.0),
+        osu_api_slot_wait_seconds=_float(env, "OSU_API_SLOT_WAIT_SECONDS", 15.0),
         update_wait_seconds=min(_float(env, "UPDATE_WAIT_SECONDS", 20.0), wait_max),
         update_wait_max_seconds=wait_max,
         job_ttl_seconds=_int(env, "JOB_TTL_SECONDS", 86400, minimum=60),

@@ -31,25 +31,57 @@ log = logging.getLogger(__name__)
 # Postgres or Redis away: wait for it (backoff up to 30 s) for about 3 minutes in all,
 # then report the job failed rather than leave its client waiting forever.
 INFRA_MAX_RETRIES = 8
+# A message whose worker died mid-job comes back (acks late, reject on worker lost). One
+# that kills its worker every time would come back forever: after this many deliveries of
+# the same attempt the job is failed instead.
+MAX_DELIVERIES = 3
+DELIVERY_COUNT_TTL_SECONDS = 86400
+# Hard limit of an update, kept below the broker's visibility timeout (celeryconfig) so a
+# running update is never handed to a second worker.
+UPDATE_SOFT_TIME_LIMIT = 40
+UPDATE_TIME_LIMIT = 50
 
 
 @app.task(
     name=jobs.UPDATE_TASK_NAME,
     bind=True,
     max_retries=INFRA_MAX_RETRIES,
-    soft_time_limit=90,
-    time_limit=120,
+    soft_time_limit=UPDATE_SOFT_TIME_LIMIT,
+    time_limit=UPDATE_TIME_LIMIT,
 )
 def update_user_task(self: Task, job_id: str, user_id: int, mode: int) -> None:
     """Run update job `job_id` for (user_id, mode) and publish its outcome in Redis."""
     with log_context(job_id=job_id, user_id=user_id, mode=mode):
         rt = runtime()
         state = jobs.read_job(rt.redis, job_id)
-        outcome = _run_update(self, rt, job_id, user_id, mode)
+        if _delivered_too_often(rt, self.request.id or job_id, self.request.retries):
+            log.error("job delivered %d times without finishing; giving up", MAX_DELIVERIES)
+            jobs.fail_job(
+                rt.redis,
+                job_id,
+                user_id,
+                mode,
+                "the update failed repeatedly; try again later",
+                502,
+                rt.settings.job_ttl_seconds,
+            )
+            outcome: str | None = "failed_poison"
+        else:
+            outcome = _run_update(self, rt, job_id, user_id, mode)
         if outcome is not None:
             latency = time.time() - state.enqueued_at if state else None
             metrics.record_job(rt.redis, outcome, latency)
             log.info("job %s", outcome)
+
+
+def _delivered_too_often(rt: Runtime, task_id: str, attempt: int) -> bool:
+    # Counted per attempt: a retry keeps the task id and is a new attempt, not a redelivery.
+    key = f"osutrack:deliveries:{task_id}:{attempt}"
+    pipe = rt.redis.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, DELIVERY_COUNT_TTL_SECONDS)
+    deliveries, _ = pipe.execute()
+    return int(deliveries) > MAX_DELIVERIES
 
 
 def _run_update(task: Task, rt: Runtime, job_id: str, user_id: int, mode: int) -> str | None:
@@ -92,7 +124,10 @@ def _run_update(task: Task, rt: Runtime, job_id: str, user_id: int, mode: int) -
     return "finished"
 
 
-@app.task(name="osutrack.schedule_refresh", ignore_result=True)
+# Planning, refreshing and table maintenance acknowledge on receipt: a lost refresh batch
+# comes back when its reservation lease ends, and periodic tasks simply run next period,
+# so none of them needs (or should hold) a message for longer than the visibility timeout.
+@app.task(name="osutrack.schedule_refresh", ignore_result=True, acks_late=False)
 def schedule_refresh_task() -> None:
     """Beat: reserve the user-modes due for a check and queue refresh tasks for them."""
     rt = runtime()
@@ -113,7 +148,13 @@ def schedule_refresh_task() -> None:
         log.info("queued %d refresh batches", len(batches))
 
 
-@app.task(name="osutrack.refresh_users", ignore_result=True, soft_time_limit=600, time_limit=660)
+@app.task(
+    name="osutrack.refresh_users",
+    ignore_result=True,
+    acks_late=False,
+    soft_time_limit=600,
+    time_limit=660,
+)
 def refresh_users_task(user_modes: list[list[int]]) -> None:
     """Check a batch of user-modes within the refresh share of the upstream budget."""
     rt = runtime()
@@ -136,7 +177,7 @@ def refresh_users_task(user_modes: list[list[int]]) -> None:
         metrics.record_refresh(rt.redis, outcome, count)
 
 
-@app.task(name="osutrack.refresh_bestplays", ignore_result=True)
+@app.task(name="osutrack.refresh_bestplays", ignore_result=True, acks_late=False)
 def refresh_bestplays_task() -> None:
     """Rebuild every mode's bestplays table (one transaction per mode)."""
     rt = runtime()
@@ -151,7 +192,7 @@ def refresh_bestplays_task() -> None:
                 )
 
 
-@app.task(name="osutrack.recompute_peaks", ignore_result=True)
+@app.task(name="osutrack.recompute_peaks", ignore_result=True, acks_late=False)
 def recompute_peaks_task() -> None:
     """Repair pass: rebuild the peaks table from the stored snapshots."""
     rt = runtime()
