@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changes.
 STAMP := $(VENV)/.installed-from-pyproject
 
-TYPED := osutrack worker api_shim simulator devstack celeryconfig.py
+TYPED := osutrack worker api_shim simulator devstack bench celeryconfig.py
 
-.PHONY: venv run lint format test clean
+.PHONY: venv run lint format test lock audit clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,15 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# Every installed package at its exact version, for audits and reproducible deployments.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check > requirements.lock
+
+# Known vulnerabilities in the locked packages. It needs the PyPI JSON API or OSV, which
+# the development machines here cannot reach; run it where they can (README).
+audit: $(STAMP)
+	$(BIN)/pip-audit --requirement requirements.lock --no-deps --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .osutrack
