@@ -5,11 +5,14 @@ from __future__ import annotations
 import falcon
 
 from api_shim import errors
+from api_shim.client_ip import parse_trusted_proxies
 from api_shim.docs import spec
 from api_shim.health import HealthResource, PingResource
 from api_shim.history import HiscoresResource, StatsHistoryResource
+from api_shim.metrics import MetricsResource
 from api_shim.middleware import QueryStringGuard, ReadOnlyCors
 from api_shim.rankings import BestPlaysResource, PeakResource
+from api_shim.ratelimit import InboundLimiter, InboundRateLimit
 from api_shim.services import Services
 from api_shim.updates import JobResource, UpdateResource
 from osutrack.settings import Settings
@@ -19,9 +22,13 @@ def create_app(settings: Settings) -> falcon.App:
     """Build the app; Postgres, Redis and the broker are connected lazily on first use.
 
     Nothing is opened here, so the app can be created before Granian forks its workers.
+    Raises `SettingsError` when TRUSTED_PROXIES holds something that is not an address.
     """
     services = Services.from_settings(settings)
+    trusted_proxies = parse_trusted_proxies(settings.trusted_proxies)
     app = falcon.App()
+    # First: every request of a limited endpoint is counted, even one a guard refuses.
+    app.add_middleware(InboundRateLimit(InboundLimiter.from_settings(settings), trusted_proxies))
     app.add_middleware(ReadOnlyCors())
     app.add_middleware(QueryStringGuard())
     # `/update/` and `/update` are the same endpoint for clients that add a slash.
@@ -35,6 +42,7 @@ def create_app(settings: Settings) -> falcon.App:
     app.add_route("/bestplays", BestPlaysResource(services))
     app.add_route("/health", HealthResource(services))
     app.add_route("/ping", PingResource())
+    app.add_route("/metrics", MetricsResource(services))
     # Last: the OpenAPI document is generated from the routes added above.
     spec.register(app)
     return app

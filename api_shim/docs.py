@@ -22,6 +22,19 @@ OPENAPI_PATH = "/openapi.json"
 DOCS_PATH = "/docs"
 GENERIC_QUERY_MESSAGE = "Invalid query parameters"
 
+RATE_LIMIT_HEADERS = (
+    "Every answer of a limited endpoint carries `RateLimit-Limit` (requests allowed per "
+    "window), `RateLimit-Remaining` (requests left) and `RateLimit-Reset` (seconds until "
+    "the window lets another request through)."
+)
+# The 429 of the endpoints with a per-client budget, as a spectree response entry.
+TOO_MANY_REQUESTS = (
+    ErrorBody,
+    "Too many requests from this client (RATE_LIMIT_UPDATE for POST /update, "
+    "RATE_LIMIT_READ shared by the read endpoints); `Retry-After` gives the seconds to "
+    "wait. " + RATE_LIMIT_HEADERS,
+)
+
 
 def reject_invalid_query(
     req: falcon.Request,
@@ -72,7 +85,9 @@ spec = SpecTree(
     title="osu!track API",
     description=(
         'A compatible rebuild of the osu!track API. Errors are JSON `{"error": ...}`; '
-        "a 503 carries Retry-After."
+        "a 503 carries Retry-After. POST /update and the read endpoints are limited per "
+        "client IP (a 429 with Retry-After when exceeded); the operations endpoints are "
+        "not. " + RATE_LIMIT_HEADERS
     ),
     version="1.0.0",
     # Only decorated responders are documented (not these two routes, nor HEAD aliases).

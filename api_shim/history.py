@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, Select, func, select
 
 from api_shim import params
 from api_shim.db import window_filter
-from api_shim.docs import spec
+from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Hiscore, HiscoresQuery, StatsHistoryQuery, StatsSnapshot
 from api_shim.respond import send_json
@@ -109,7 +109,12 @@ class StatsHistoryResource:
 
     @spec.validate(
         query=StatsHistoryQuery,
-        resp=Response(HTTP_200=list[StatsSnapshot], HTTP_400=ErrorBody, HTTP_503=ErrorBody),
+        resp=Response(
+            HTTP_200=list[StatsSnapshot],
+            HTTP_400=ErrorBody,
+            HTTP_429=TOO_MANY_REQUESTS,
+            HTTP_503=ErrorBody,
+        ),
         tags=TAGS,
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -136,7 +141,11 @@ class HiscoresResource:
     @spec.validate(
         query=HiscoresQuery,
         resp=Response(
-            HTTP_200=list[Hiscore], HTTP_400=ErrorBody, HTTP_404=ErrorBody, HTTP_503=ErrorBody
+            HTTP_200=list[Hiscore],
+            HTTP_400=ErrorBody,
+            HTTP_404=ErrorBody,
+            HTTP_429=TOO_MANY_REQUESTS,
+            HTTP_503=ErrorBody,
         ),
         tags=TAGS,
     )

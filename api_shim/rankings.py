@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, Select, select
 
 from api_shim import params
 from api_shim.db import window_filter
-from api_shim.docs import spec
+from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.models import BestPlay, BestPlaysQuery, ErrorBody, Peak, UserModeQuery
 from api_shim.respond import send_json
 from api_shim.services import Services
@@ -104,7 +104,9 @@ class PeakResource:
 
     @spec.validate(
         query=UserModeQuery,
-        resp=Response(HTTP_200=list[Peak], HTTP_400=ErrorBody, HTTP_503=ErrorBody),
+        resp=Response(
+            HTTP_200=list[Peak], HTTP_400=ErrorBody, HTTP_429=TOO_MANY_REQUESTS, HTTP_503=ErrorBody
+        ),
         tags=["rankings"],
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -131,7 +133,12 @@ class BestPlaysResource:
 
     @spec.validate(
         query=BestPlaysQuery,
-        resp=Response(HTTP_200=list[BestPlay], HTTP_400=ErrorBody, HTTP_503=ErrorBody),
+        resp=Response(
+            HTTP_200=list[BestPlay],
+            HTTP_400=ErrorBody,
+            HTTP_429=TOO_MANY_REQUESTS,
+            HTTP_503=ErrorBody,
+        ),
         tags=["rankings"],
     )
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -12,7 +12,7 @@ import redis
 from spectree import Response
 
 from api_shim import params
-from api_shim.docs import spec
+from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Job, JobError, UpdateDiff, UpdateQuery
 from api_shim.respond import RETRY_AFTER_SECONDS, send_error, send_json
@@ -27,6 +27,9 @@ TAGS = ["update"]
 # so it is answered without a Redis round trip.
 _JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FAILED_STATUSES = range(400, 600)
+# A backlog over MAX_QUEUE_DEPTH drains at the upstream budget's pace (minutes, not
+# seconds), so clients are asked to come back after a minute rather than hammer it.
+QUEUE_FULL_RETRY_AFTER_SECONDS = 60
 
 
 def _iso(moment: float | None) -> str | None:
@@ -64,8 +67,15 @@ class UpdateResource:
             HTTP_200=UpdateDiff,
             HTTP_202=Job,
             HTTP_400=ErrorBody,
+            HTTP_429=TOO_MANY_REQUESTS,
             HTTP_502=JobError,
-            HTTP_503=ErrorBody,
+            HTTP_503=(
+                ErrorBody,
+                "Redis or the broker is down, or more than MAX_QUEUE_DEPTH updates are "
+                "queued and this request would add one (joining the update in flight for "
+                "the same user and mode is still answered); `Retry-After` gives the "
+                "seconds to wait.",
+            ),
         ),
         tags=TAGS,
     )
@@ -84,6 +94,7 @@ class UpdateResource:
             query.wait, settings.update_wait_seconds, settings.update_wait_max_seconds
         )
         client = self._services.broker.redis
+        _refuse_when_backlogged(client, query.user, query.mode, settings.max_queue_depth)
         job_id, created = jobs.create_or_join_job(
             client, query.user, query.mode, settings.job_ttl_seconds
         )
@@ -114,6 +125,24 @@ class UpdateResource:
             ) from err
 
 
+def _refuse_when_backlogged(client: redis.Redis, user_id: int, mode: int, max_depth: int) -> None:
+    """Raise 503 instead of queueing a new job while the update queue is over `max_depth`.
+
+    A request that will join the job already in flight for its user and mode queues
+    nothing, so it is let through. Checking here and creating the job afterwards is not
+    atomic: concurrent requests may each see room and push the queue a few messages past
+    the cap, which only bounds the backlog a little less tightly.
+    """
+    depth = int(client.llen(jobs.UPDATE_QUEUE))  # type: ignore[arg-type]
+    if depth <= max_depth or client.exists(jobs.inflight_key(user_id, mode)):
+        return
+    raise ApiError(
+        503,
+        "Too many updates queued; try again later",
+        retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
+    )
+
+
 def _send_failure(resp: falcon.Response, state: jobs.JobState) -> None:
     status = state.http_status or 502
     if status not in _FAILED_STATUSES:
@@ -137,7 +166,9 @@ class JobResource:
         self._services = services
 
     @spec.validate(
-        resp=Response(HTTP_200=Job, HTTP_404=ErrorBody, HTTP_503=ErrorBody),
+        resp=Response(
+            HTTP_200=Job, HTTP_404=ErrorBody, HTTP_429=TOO_MANY_REQUESTS, HTTP_503=ErrorBody
+        ),
         tags=TAGS,
         path_parameter_descriptions={"job_id": "The id from a 202 answer of POST /update"},
     )

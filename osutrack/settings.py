@@ -7,6 +7,7 @@ are the operator contract documented in README's configuration table.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,18 @@ def parse_refresh_intervals(text: str) -> tuple[tuple[float, int], ...]:
     if [limit for limit, _ in pairs] != sorted(limit for limit, _ in pairs):
         raise SettingsError("REFRESH_INTERVALS idle limits must increase")
     return tuple(pairs)
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks, checked here so every process stops
+    at start-up on a typo (a CIDR with host bits set, "10.0.0.1/8", is refused too)."""
+    entries = tuple(part.strip() for part in _str(env, name).split(",") if part.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError as err:
+            raise SettingsError(f"{name}: {entry!r} is not an IP address or CIDR ({err})") from None
+    return entries
 
 
 def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
@@ -222,9 +235,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=_str(env, "LOG_LEVEL", "INFO").upper(),
         rate_limit_update=_rate_limit(env, "RATE_LIMIT_UPDATE", "5/minute"),
         rate_limit_read=_rate_limit(env, "RATE_LIMIT_READ", "600/minute"),
-        trusted_proxies=tuple(
-            part.strip() for part in _str(env, "TRUSTED_PROXIES").split(",") if part.strip()
-        ),
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         max_queue_depth=_int(env, "MAX_QUEUE_DEPTH", 1000, minimum=1),
         refresh_budget_share=share,
         refresh_schedule_seconds=_int(env, "REFRESH_SCHEDULE_SECONDS", 60, minimum=1),

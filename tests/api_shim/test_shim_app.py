@@ -289,6 +289,7 @@ def test_openapi_describes_every_endpoint(client: testing.TestClient) -> None:
         "/bestplays",
         "/health",
         "/ping",
+        "/metrics",
     }
     assert set(paths["/update"]) == {"post"}
     expected_params = {
@@ -305,6 +306,13 @@ def test_openapi_describes_every_endpoint(client: testing.TestClient) -> None:
     assert {"200", "202", "400", "502", "503"} <= set(paths["/update"]["post"]["responses"])
     assert {"200", "400", "503"} <= set(paths["/bestplays"]["get"]["responses"])
     assert {"200", "404"} <= set(paths["/jobs/{job_id}"]["get"]["responses"])
+    limited = ["/update", "/jobs/{job_id}", "/stats_history", "/hiscores", "/peak", "/bestplays"]
+    for path in limited:
+        (operation,) = paths[path].values()
+        assert "Retry-After" in operation["responses"]["429"]["description"], path
+        assert "RateLimit-Remaining" in operation["responses"]["429"]["description"], path
+    for path in ("/health", "/ping", "/metrics"):
+        assert "429" not in paths[path]["get"]["responses"], path
 
 
 def test_docs_page(client: testing.TestClient) -> None:

@@ -1,0 +1,96 @@
+"""The inbound limiter's pure parts: which paths are limited, limits, client keys, verdicts."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from limits import parse
+
+from api_shim.ratelimit import (
+    READ,
+    UPDATE,
+    InboundLimiter,
+    Verdict,
+    _binding,
+    client_key,
+    limit_class,
+    parse_limit,
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/update", UPDATE),
+        ("/stats_history", READ),
+        ("/hiscores", READ),
+        ("/peak", READ),
+        ("/bestplays", READ),
+        ("/jobs/00000000-0000-0000-0000-000000000000", READ),
+        ("/jobs/anything", READ),
+        ("/health", None),
+        ("/ping", None),
+        ("/metrics", None),
+        ("/docs", None),
+        ("/openapi.json", None),
+        ("/", None),
+        ("/jobs", None),
+        ("/updates", None),
+    ],
+)
+def test_limit_class(path: str, expected: str | None) -> None:
+    assert limit_class(path) == expected
+
+
+def test_parse_limit() -> None:
+    assert parse_limit("off") == ()
+    assert parse_limit("") == ()
+    assert parse_limit("5/minute") == (parse("5/minute"),)
+    assert parse_limit("60/minute;2/second") == (parse("60/minute"), parse("2/second"))
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("198.51.100.1", "198.51.100.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::9", "2001:db8:1:2::/64"),
+        ("/run/api.sock", "/run/api.sock"),
+    ],
+)
+def test_client_key_groups_ipv6_by_64(address: str, expected: str) -> None:
+    assert client_key(address) == expected
+
+
+def test_verdict_headers() -> None:
+    assert Verdict(allowed=True, limit=5, remaining=3, reset_seconds=42).headers() == {
+        "RateLimit-Limit": "5",
+        "RateLimit-Remaining": "3",
+        "RateLimit-Reset": "42",
+    }
+
+
+def test_binding_verdict_is_the_tightest() -> None:
+    minute = Verdict(allowed=True, limit=60, remaining=50, reset_seconds=40)
+    second = Verdict(allowed=True, limit=2, remaining=1, reset_seconds=1)
+    assert _binding([minute, second]) == second
+    refused_short = Verdict(allowed=False, limit=2, remaining=0, reset_seconds=1)
+    refused_long = Verdict(allowed=False, limit=60, remaining=0, reset_seconds=30)
+    assert _binding([refused_short, minute]) == refused_short
+    assert _binding([refused_short, refused_long]) == refused_long
+
+
+def test_unlimited_class_touches_nothing() -> None:
+    limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: (), READ: parse_limit("off")})
+    assert limiter.hit(UPDATE, "198.51.100.1") is None
+    assert limiter.hit(READ, "198.51.100.1") is None
+
+
+def test_redis_down_fails_open_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: parse_limit("1/minute")})
+    with caplog.at_level(logging.WARNING, logger="api_shim.ratelimit"):
+        for _ in range(3):
+            assert limiter.hit(UPDATE, "198.51.100.1") is None
+    warnings = [record for record in caplog.records if "not enforced" in record.getMessage()]
+    assert len(warnings) == 1
