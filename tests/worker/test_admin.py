@@ -1,0 +1,81 @@
+"""Operator commands act on the right rows, and run from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from devstack.env import child_env
+from osutrack.schema import refresh_schedule
+from worker.admin import USER_TABLES, delete_user_data, refresh_all
+from worker.updates import store_update
+from worker.upstream.models import Player, PlayerStats, TopPlay
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+STATS = PlayerStats(10, 5, 1, 3, 1000, 2000, 500, 10.5, 100.0, 97.0, 0, 1, 2)
+
+
+def _play(user_id: int, score_id: int) -> TopPlay:
+    return TopPlay(score_id, 77, 1000, 10, 0, 1, 10, 0, 0, 0, False, 0, user_id, T0, "A",
+                   50.0, False)  # fmt: skip
+
+
+def _rows(session: Session, user_id: int) -> int:
+    return sum(
+        int(session.scalar(select(func.count()).select_from(t).where(t.c.user_id == user_id)) or 0)
+        for t in USER_TABLES
+    )
+
+
+def test_delete_user_removes_only_that_players_rows(db_session: Session) -> None:
+    for user_id in (8_100_001, 8_100_002):
+        store_update(
+            db_session,
+            Player(user_id, f"p{user_id}", STATS),
+            0,
+            [_play(user_id, user_id * 10)],
+            job_id=f"job-{user_id}",
+            now=T0,
+        )
+    counts = delete_user_data(db_session, 8_100_001)
+    assert counts["hiscores"] == 1
+    assert counts["stats_snapshots"] == 1
+    assert counts["tracked_users"] == 1
+    assert counts["finished_updates"] == 1
+    assert _rows(db_session, 8_100_001) == 0
+    assert _rows(db_session, 8_100_002) > 0
+
+
+def test_refresh_all_makes_everyone_due(db_session: Session) -> None:
+    store_update(db_session, Player(8_100_003, "x", STATS), 0, None, job_id=None, now=T0)
+    assert refresh_all(db_session) >= 1
+    due = db_session.scalar(
+        select(refresh_schedule.c.next_check_at).where(refresh_schedule.c.user_id == 8_100_003)
+    )
+    assert due is not None
+    assert due <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_cli_deletes_a_user(database_url: str, db_engine: sa.Engine) -> None:
+    with Session(db_engine) as session, session.begin():
+        store_update(
+            session, Player(8_100_009, "gone", STATS), 0, [_play(8_100_009, 81000090)],
+            job_id=None, now=T0,
+        )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.admin", "delete-user", "8100009"],
+        env=child_env({"DATABASE_URL": database_url}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "hiscores: 1 rows deleted" in done.stdout
+    with Session(db_engine) as session:
+        assert _rows(session, 8_100_009) == 0
