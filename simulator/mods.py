@@ -3,6 +3,9 @@
 Bits follow the legacy bitset of the real API. Nightcore always carries DoubleTime and
 Perfect always carries SuddenDeath, so converting acronyms to bits adds the implied mod,
 and converting bits to acronyms drops it again (the API shows ``["NC"]`` for 576).
+
+The table repeats `worker.upstream.mods` on purpose: the simulator stands in for osu!, so
+it must not share code with the client it tests, or a wrong bit would pass unnoticed.
 """
 
 from __future__ import annotations
