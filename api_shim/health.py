@@ -12,7 +12,7 @@ from sqlalchemy import literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from api_shim.docs import spec
-from api_shim.models import Health
+from api_shim.models import Health, Ping
 from api_shim.respond import send_json
 from api_shim.services import Services
 
@@ -90,7 +90,7 @@ class PingResource:
     one whose database is away) and the framework's own ceiling in the benchmarks.
     """
 
-    @spec.validate(tags=["operations"])
+    @spec.validate(resp=Response(HTTP_200=Ping), tags=["operations"])
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check that the API process answers"""
         resp.content_type = falcon.MEDIA_JSON

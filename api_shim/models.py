@@ -330,3 +330,9 @@ class Health(BaseModel):
     redis: Literal["ok", "down"]
     workers: int
     error: str | None = None
+
+
+class Ping(BaseModel):
+    """The API process answers."""
+
+    status: Literal["alive"]

@@ -94,10 +94,14 @@ def parse_user_id(raw: RawParam) -> int:
 
 
 def parse_username(raw: RawParam) -> str:
-    """`user` as a username (`userMode=username`): one value of 1-64 characters."""
+    """`user` as a username (`userMode=username`): one value of 1-64 printable characters.
+
+    Control characters are refused: no osu! name has them, and a NUL cannot even be sent
+    to Postgres as a parameter.
+    """
     text = _single(raw)
     name = None if text is None else text.strip()
-    if not name or len(name) > MAX_USERNAME_LENGTH:
+    if not name or len(name) > MAX_USERNAME_LENGTH or not name.isprintable():
         raise ParamError(USER_MESSAGE)
     return name
 

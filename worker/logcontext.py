@@ -47,3 +47,6 @@ def install_context_format(logger: logging.Logger, **_: Any) -> None:
     for handler in logger.handlers:
         handler.addFilter(ContextFilter())
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    # urllib3 logs every request line at DEBUG, and osu! API v1 carries the API key in
+    # its query string: keep those lines out even when LOG_LEVEL=DEBUG.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger().level))
