@@ -95,6 +95,14 @@ def refresh_user_modes(
         session.commit()
         changed = player.stats != previous and player.stats.is_ranked
         top_plays = client.fetch_top_plays(user_id, mode) if changed else None
+        if changed and top_plays is None:
+            # Restricted between the batch and this call: store nothing for now.
+            schedule_next_check(
+                session, user_id, mode, checked_at, changed=False, intervals=intervals
+            )
+            session.commit()
+            outcomes["missing"] += 1
+            continue
         store_update(
             session, player, mode, top_plays, job_id=None, now=checked_at, intervals=intervals
         )

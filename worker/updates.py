@@ -76,12 +76,14 @@ def store_update(
     and writes nothing. `top_plays` None means they were not fetched because the stats
     did not change (the scheduled refresh): no play can be new then.
     """
+    user_id = player.user_id
+    _lock_user_mode(session, user_id, mode)
+    # Checked under the lock: a second copy of a running job (redelivered while the first
+    # still runs) waits for the first to commit, then finds its row here.
     if job_id is not None:
         stored = finished_result(session, job_id)
         if stored is not None:
             return stored
-    user_id = player.user_id
-    _lock_user_mode(session, user_id, mode)
     previous, stored_at = record_snapshot(session, user_id, mode, player.stats, now)
     if stored_at is None:
         # Unranked now: nothing is stored, so the diff is against the stats as they stand
@@ -139,6 +141,10 @@ def update_user(
     if player is None:
         return missing_user_body(mode)
     top_plays = client.fetch_top_plays(user_id, mode)
+    if top_plays is None:
+        # The user vanished between the two calls (restricted meanwhile): store nothing,
+        # rather than a snapshot without its plays.
+        return missing_user_body(mode)
     return store_update(
         session,
         player,

@@ -22,8 +22,9 @@ class OsuClient(Protocol):
         """The player in `mode`, or None if osu! says the user does not exist."""
         ...
 
-    def fetch_top_plays(self, user_id: int, mode: int) -> list[TopPlay]:
-        """The player's top plays by pp, best first (at most 100)."""
+    def fetch_top_plays(self, user_id: int, mode: int) -> list[TopPlay] | None:
+        """The player's top plays by pp, best first (at most 100); None if osu! says the
+        user does not exist (restricted since the player was fetched)."""
         ...
 
 

@@ -124,8 +124,9 @@ class V1Client:
             stats=stats_from_v1(user),
         )
 
-    def fetch_top_plays(self, user_id: int, mode: int) -> list[TopPlay]:
-        """The player's top 100 plays by pp, best first."""
+    def fetch_top_plays(self, user_id: int, mode: int) -> list[TopPlay] | None:
+        """The player's top 100 plays by pp, best first (v1 cannot tell a restricted user
+        from one without plays: both are an empty list)."""
         body = self._get("get_user_best", user_id, mode, "best scores", limit=100)
         if body is None:
             return []

@@ -144,8 +144,8 @@ class V2Client:
             stats=stats_from_v2(field(body, "statistics")),
         )
 
-    def fetch_top_plays(self, user_id: int, mode: int) -> list[TopPlay]:
-        """The player's top 100 plays by pp, best first."""
+    def fetch_top_plays(self, user_id: int, mode: int) -> list[TopPlay] | None:
+        """The player's top 100 plays by pp, best first; None if the user is not found."""
         body = self._get(
             f"/api/v2/users/{user_id}/scores/best",
             {"mode": MODE_NAMES_V2[mode], "limit": 100, "offset": 0},
@@ -153,7 +153,7 @@ class V2Client:
             "v2_best",
         )
         if body is NOT_FOUND:
-            return []
+            return None
         if not isinstance(body, list):
             raise MalformedUpstream("the osu! API sent best scores that are not a list")
         return only_players_plays(user_id, [play_from_v2(score) for score in body])
