@@ -75,7 +75,7 @@ def refresh_user_modes(
 ) -> Counter[str]:
     """Check each user-mode and store what changed; return counts by outcome.
 
-    Outcomes: "changed" (top plays fetched, everything stored), "unchanged" (no further
+    Outcomes: "changed" (stored; top plays fetched when pp moved), "unchanged" (no further
     request; the snapshot's plateau is extended as an update would), "missing" (osu! does
     not know the user now: nothing is deleted, checked again later). Each user-mode is
     committed on its own, so a failure halfway keeps the work already done.
@@ -94,8 +94,12 @@ def refresh_user_modes(
         previous = latest_stats(session, user_id, mode)
         session.commit()
         changed = player.stats != previous and player.stats.is_ranked
-        top_plays = client.fetch_top_plays(user_id, mode) if changed else None
-        if changed and top_plays is None:
+        # A play can only enter the top 100 by moving the weighted pp total (a pp rework
+        # moves it too), so a change that leaves pp alone (more plays, more score) cannot
+        # bring a new top play: its best scores are not worth a request.
+        plays_may_differ = changed and (previous is None or player.stats.pp_raw != previous.pp_raw)
+        top_plays = client.fetch_top_plays(user_id, mode) if plays_may_differ else None
+        if plays_may_differ and top_plays is None:
             # Restricted between the batch and this call: store nothing for now.
             schedule_next_check(
                 session, user_id, mode, checked_at, changed=False, intervals=intervals

@@ -135,3 +135,27 @@ def test_planning_reserves_due_user_modes_once(db_session: Session) -> None:
     # Both modes of a user travel in the same batch (one batch request covers them).
     assert all({(user, 0), (user, 3)} <= set(batch) for batch in batches for user, _ in batch)
     assert plan_refresh(db_session, now, max_user_modes=1000) == []
+
+
+def test_a_change_without_pp_movement_costs_no_best_scores_request(
+    db_session: Session,
+    simulator: SimulatorClient,
+    client_for: Callable[[str], OsuClient],
+) -> None:
+    client = client_for("v2")
+    user = 3_000_201
+    before = simulator.truth(user, 0)
+    update_user(db_session, client, user, 0, now=T0, intervals=INTERVALS)
+    db_session.commit()
+    after = simulator.advance(user, 0, new_top_plays=0)
+    # The player played (more plays, more score) without a new top play.
+    assert after["stats"]["playcount"] > before["stats"]["playcount"]
+    assert after["stats"]["pp_raw"] == before["stats"]["pp_raw"]
+    simulator.session.delete(f"{simulator.base_url}/_sim/requests", timeout=5)
+    later = T0 + timedelta(hours=2)
+    outcomes = refresh_user_modes(
+        db_session, client, [(user, 0)], now=lambda: later, intervals=INTERVALS
+    )
+    assert outcomes == Counter(changed=1)
+    assert _endpoints(simulator) == Counter(v2_users_batch=1)
+    assert _snapshot_count(db_session, user) == 2

@@ -32,7 +32,6 @@ def make_client(settings: Settings, redis_client: redis.Redis) -> OsuClient:
     """The client the settings ask for, sharing the fleet's request budget and token."""
     limiter = UpstreamLimiter(
         redis_client,
-        settings.redis_url,
         settings.effective_rate_limit,
         refresh_share=settings.refresh_budget_share,
         max_wait_seconds=settings.osu_api_slot_wait_seconds,

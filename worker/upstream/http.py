@@ -94,8 +94,9 @@ class UpstreamHttp:
         """
         last_error: UpstreamError | None = None
         for attempt in range(1, self._max_attempts + 1):
-            self._limiter.acquire(current_priority())
+            slot = self._limiter.acquire(current_priority())
             try:
+                slot.sent()
                 response = self._session.request(
                     method,
                     self.base_url + path,

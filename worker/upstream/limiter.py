@@ -4,6 +4,13 @@ Two kinds of traffic share it. Interactive updates (POST /update) come first: a 
 request takes a slot only when no interactive request is waiting, and only while the
 refresh has used less than its share of the budget (REFRESH_BUDGET_SHARE). A 429 from osu!
 pauses every process until its Retry-After has passed.
+
+The budget is a moving window per limit ("60/minute;2/second" is two windows) kept as a
+sorted set of slot times, checked and taken by one Lua script on Redis' own clock: exact
+(never more than the limit in any window of its period), atomic across all windows, and
+immune to clock skew between worker machines. A slot is stamped again just before its
+request is sent (`Slot.sent`), so a request delayed after taking its slot (a Redis round
+trip, a paused process) still counts from when osu! actually sees it.
 """
 
 from __future__ import annotations
@@ -14,11 +21,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 import redis
 from limits import RateLimitItem, parse_many
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from osutrack import metrics
 from worker.upstream.errors import UpstreamRateLimited
@@ -26,7 +32,7 @@ from worker.upstream.errors import UpstreamRateLimited
 INTERACTIVE = "interactive"
 REFRESH = "refresh"
 
-LIMITER_NAMESPACE = "osutrack:osu"
+BUDGET_KEY_PREFIX = "osutrack:osu:budget"
 COOLDOWN_KEY = "osutrack:osu:cooldown"
 WAITERS_KEY = "osutrack:osu:interactive_waiters"
 # A waiter re-registers on every poll; one that stopped (its process died) stops counting
@@ -35,6 +41,50 @@ WAITER_STALE_SECONDS = 5.0
 # Longest single sleep, so a waiter notices a cooldown ending or a slot freeing promptly.
 MAX_POLL_SECONDS = 0.25
 
+# KEYS: the window keys (all the budget's, then the refresh share's if any), then the
+# waiters set. ARGV: slot id, number of budget windows, then per window: limit, period ms;
+# then whether to defer to waiting interactive requests, and the waiter staleness in ms.
+# Returns 0 when the slot was taken, else the milliseconds until one may free up.
+_TAKE_SLOT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local windows = #KEYS - 1
+local defer = ARGV[2 + windows * 2 + 1] == '1'
+if defer then
+  local fresh_since = now - tonumber(ARGV[2 + windows * 2 + 2])
+  if redis.call('ZCOUNT', KEYS[#KEYS], fresh_since, '+inf') > 0 then
+    return 50
+  end
+end
+local wait = 0
+for i = 1, windows do
+  local limit = tonumber(ARGV[2 + (i - 1) * 2 + 1])
+  local period = tonumber(ARGV[2 + (i - 1) * 2 + 2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - period)
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local free_in = tonumber(oldest[2]) + period - now + 1
+    if free_in > wait then wait = free_in end
+  end
+end
+if wait > 0 then return wait end
+for i = 1, windows do
+  local period = tonumber(ARGV[2 + (i - 1) * 2 + 2])
+  redis.call('ZADD', KEYS[i], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], period * 2)
+end
+return 0
+"""
+
+# Move a taken slot to now (Redis' clock) in every window that holds it.
+_RESTAMP_SLOT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', now, ARGV[1])
+end
+return now
+"""
 
 _priority: ContextVar[str] = ContextVar("upstream_priority", default=INTERACTIVE)
 
@@ -54,39 +104,68 @@ def current_priority() -> str:
     return _priority.get()
 
 
-def share_of(item: RateLimitItem, share: float) -> RateLimitItem:
-    """The same window with `share` of the amount (at least 1 request)."""
-    return type(item)(max(1, int(item.amount * share)), item.multiples, item.namespace)
+@dataclass(frozen=True)
+class Window:
+    """One limit of the budget: at most `limit` requests in any `period_ms`."""
+
+    key: str
+    limit: int
+    period_ms: int
+
+
+def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
+    """The windows of a `limits`-notation rate ("60/minute;2/second"), scaled by `share`."""
+    items: list[RateLimitItem] = parse_many(rate_limit)
+    return [
+        Window(
+            key=f"{BUDGET_KEY_PREFIX}:{name}:{item.amount}/{item.get_expiry()}s",
+            limit=max(1, int(item.amount * share)),
+            period_ms=item.get_expiry() * 1000,
+        )
+        for item in items
+    ]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A taken slot of the budget; call `sent()` right before its request goes out."""
+
+    limiter: UpstreamLimiter | None
+    slot_id: str
+    keys: tuple[str, ...]
+    waited_seconds: float
+
+    def sent(self) -> int | None:
+        """Stamp the slot with the moment its request is sent; return that moment in ms
+        on Redis' clock (None when there is no limit)."""
+        if self.limiter is not None and self.keys:
+            return self.limiter.restamp(self)
+        return None
 
 
 class UpstreamLimiter:
-    """Blocks until the fleet-wide budget (e.g. "60/minute;2/second") has a free slot.
+    """Blocks until the fleet-wide budget has a free slot; fails closed.
 
-    Uses `limits`' moving window over Redis: exact (never more than the limit in any
-    window, no burst at window edges) and one count for every process that points at the
-    same Redis. It fails closed: if Redis cannot be reached the error propagates and no
-    request is sent to osu!.
+    If Redis cannot be reached the error propagates and no request is sent to osu!.
     """
 
     def __init__(
         self,
         redis_client: redis.Redis,
-        redis_url: str,
         rate_limit: str,
         *,
         refresh_share: float,
         max_wait_seconds: float,
     ) -> None:
         self._redis = redis_client
-        self._items: list[RateLimitItem] = [] if rate_limit == "off" else parse_many(rate_limit)
-        self._refresh_items = [share_of(item, refresh_share) for item in self._items]
+        self._budget = [] if rate_limit == "off" else windows_of(rate_limit, "all")
+        self._refresh = (
+            [] if rate_limit == "off" else windows_of(rate_limit, REFRESH, refresh_share)
+        )
         self._refresh_allowed = refresh_share > 0
         self._max_wait = max_wait_seconds
-        self._limiter = (
-            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="osutrack:limits"))
-            if self._items
-            else None
-        )
+        self._take = redis_client.register_script(_TAKE_SLOT)
+        self._restamp = redis_client.register_script(_RESTAMP_SLOT)
 
     def pause_all(self, seconds: float) -> None:
         """Stop every process from calling osu! for `seconds` (after a 429)."""
@@ -102,8 +181,8 @@ class UpstreamLimiter:
             return 0.0
         return max(int(raw) / 1000 - time.time(), 0.0)
 
-    def acquire(self, priority: str = INTERACTIVE) -> float:
-        """Take one slot for a request of `priority`, waiting as needed; return seconds waited.
+    def acquire(self, priority: str = INTERACTIVE) -> Slot:
+        """Take one slot for a request of `priority`, waiting as needed.
 
         Raises `UpstreamRateLimited` when no slot frees up within the configured wait (or
         the pause lasts longer than that), and `redis.RedisError` when the budget cannot
@@ -111,19 +190,23 @@ class UpstreamLimiter:
         """
         started = time.monotonic()
         deadline = started + self._max_wait
-        token = uuid.uuid4().hex
+        slot_id = uuid.uuid4().hex
+        windows = self._budget + (self._refresh if priority == REFRESH else [])
         waited = False
         try:
             while True:
                 wait = self.cooldown_remaining()
                 if wait == 0.0:
-                    if priority == INTERACTIVE:
-                        self._register_waiter(token)
-                    if self._try_take(priority):
-                        break
-                    wait = self._seconds_to_next_slot(priority)
+                    if priority == REFRESH and not self._refresh_allowed:
+                        wait = self._max_wait + 1
+                    else:
+                        if priority == INTERACTIVE:
+                            self._register_waiter(slot_id)
+                        wait = self._try_take(slot_id, windows, defer=priority == REFRESH)
+                        if wait == 0.0:
+                            break
                 waited = True
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + min(wait, self._max_wait + 1) > deadline:
                     metrics.record_limiter_wait(
                         self._redis, time.monotonic() - started, refused=True
                     )
@@ -131,59 +214,33 @@ class UpstreamLimiter:
                         "the osu! API request budget is exhausted; try again later",
                         retry_after=max(1, round(wait)),
                     )
-                time.sleep(min(wait, MAX_POLL_SECONDS) + random.uniform(0.0, 0.01))
+                time.sleep(min(wait, MAX_POLL_SECONDS) + random.uniform(0.0, 0.005))
         finally:
             if priority == INTERACTIVE:
-                self._redis.zrem(WAITERS_KEY, token)
+                self._redis.zrem(WAITERS_KEY, slot_id)
         elapsed = time.monotonic() - started
         if waited:
             metrics.record_limiter_wait(self._redis, elapsed, refused=False)
-        return elapsed
+        return Slot(self, slot_id, tuple(window.key for window in windows), elapsed)
 
-    def _register_waiter(self, token: str) -> None:
+    def restamp(self, slot: Slot) -> int:
+        """Move `slot` to now in its windows (see `Slot.sent`); return now in ms."""
+        return int(self._restamp(keys=list(slot.keys), args=[slot.slot_id]))
+
+    def _register_waiter(self, slot_id: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
-        pipe.zadd(WAITERS_KEY, {token: time.time()})
-        pipe.expire(WAITERS_KEY, int(WAITER_STALE_SECONDS * 4))
+        pipe.zadd(WAITERS_KEY, {slot_id: time.time() * 1000})
+        pipe.pexpire(WAITERS_KEY, int(WAITER_STALE_SECONDS * 4000))
         pipe.execute()
 
-    def _interactive_waiting(self) -> bool:
-        fresh_since = time.time() - WAITER_STALE_SECONDS
-        waiting: int = self._redis.zcount(WAITERS_KEY, fresh_since, "+inf")  # type: ignore[assignment]
-        return waiting > 0
-
-    def _try_take(self, priority: str) -> bool:
-        if self._limiter is None:
-            return True
-        if priority == REFRESH:
-            if not self._refresh_allowed or self._interactive_waiting():
-                return False
-            # Check the refresh share first without taking it, so a refused refresh does
-            # not spend a slot of the shared budget.
-            if not all(
-                self._limiter.test(item, LIMITER_NAMESPACE, REFRESH) for item in self._refresh_items
-            ):
-                return False
-        # Items are taken one at a time: a slot taken from a wider window before a
-        # narrower one refuses is wasted (under-spent), never overspent.
-        if not all(self._limiter.hit(item, LIMITER_NAMESPACE) for item in self._items):
-            return False
-        if priority == REFRESH:
-            for item in self._refresh_items:
-                self._limiter.hit(item, LIMITER_NAMESPACE, REFRESH)
-        return True
-
-    def _seconds_to_next_slot(self, priority: str) -> float:
-        if self._limiter is None:
+    def _try_take(self, slot_id: str, windows: list[Window], *, defer: bool) -> float:
+        """0.0 if the slot was taken, else seconds until it may be worth trying again."""
+        if not windows:
             return 0.0
-        now = time.time()
-        waits = [0.0]
-        windows: list[tuple[RateLimitItem, tuple[str, ...]]] = [
-            (item, (LIMITER_NAMESPACE,)) for item in self._items
-        ]
-        if priority == REFRESH:
-            windows += [(item, (LIMITER_NAMESPACE, REFRESH)) for item in self._refresh_items]
-        for item, identifiers in windows:
-            stats = self._limiter.get_window_stats(item, *identifiers)
-            if stats.remaining <= 0:
-                waits.append(max(stats.reset_time - now, 0.0))
-        return max(waits) or 0.01
+        args: list[str | int] = [slot_id, len(windows)]
+        for window in windows:
+            args += [window.limit, window.period_ms]
+        args += ["1" if defer else "0", int(WAITER_STALE_SECONDS * 1000)]
+        keys = [window.key for window in windows] + [WAITERS_KEY]
+        wait_ms = int(self._take(keys=keys, args=args))
+        return wait_ms / 1000
