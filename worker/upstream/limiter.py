@@ -40,6 +40,12 @@ WAITERS_KEY = "osutrack:osu:interactive_waiters"
 WAITER_STALE_SECONDS = 5.0
 # Longest single sleep, so a waiter notices a cooldown ending or a slot freeing promptly.
 MAX_POLL_SECONDS = 0.25
+# A slot frees this much later than its window says (3% of the period, at most 100 ms):
+# between the stamp and osu! receiving the request lie a Redis reply, building the request
+# and the network, a few ms usually and tens of ms on a loaded machine (bench/README.md).
+# Without it, 11 requests of a 10/second budget were seen arriving within 0.98 s.
+SEND_GUARD_SHARE = 0.03
+MAX_SEND_GUARD_MS = 100
 
 # KEYS: the window keys (all the budget's, then the refresh share's if any), then the
 # waiters set. ARGV: slot id, number of budget windows, then per window: limit, period ms;
@@ -106,7 +112,8 @@ def current_priority() -> str:
 
 @dataclass(frozen=True)
 class Window:
-    """One limit of the budget: at most `limit` requests in any `period_ms`."""
+    """One limit of the budget: at most `limit` requests in any `period_ms` (the limit's
+    period plus the send guard)."""
 
     key: str
     limit: int
@@ -116,14 +123,18 @@ class Window:
 def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
     """The windows of a `limits`-notation rate ("60/minute;2/second"), scaled by `share`."""
     items: list[RateLimitItem] = parse_many(rate_limit)
-    return [
-        Window(
-            key=f"{BUDGET_KEY_PREFIX}:{name}:{item.amount}/{item.get_expiry()}s",
-            limit=max(1, int(item.amount * share)),
-            period_ms=item.get_expiry() * 1000,
+    windows = []
+    for item in items:
+        period_ms = item.get_expiry() * 1000
+        guard_ms = min(int(period_ms * SEND_GUARD_SHARE), MAX_SEND_GUARD_MS)
+        windows.append(
+            Window(
+                key=f"{BUDGET_KEY_PREFIX}:{name}:{item.amount}/{item.get_expiry()}s",
+                limit=max(1, int(item.amount * share)),
+                period_ms=period_ms + guard_ms,
+            )
         )
-        for item in items
-    ]
+    return windows
 
 
 @dataclass(frozen=True)
