@@ -1,20 +1,19 @@
-"""The Postgres engine, created lazily once per process.
+"""The Postgres handles of the shim, created lazily once per process.
 
 Granian forks its workers after importing the app, and a pooled connection must never be
 shared across a fork, so the engine is built on first use in each process (and rebuilt if
-the process id changes).
+the process id changes). The read endpoints use `reader` (raw per-thread connections,
+`api_shim.reader`); the engine serves the rest (health, metrics).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, create_engine
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy import Engine, create_engine
 
-from api_shim.params import Window
+from api_shim.reader import Reader
 from osutrack.settings import Settings
 
 POOL_SIZE = 5
@@ -31,6 +30,7 @@ class Database:
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._pid = 0
+        self.reader = Reader(settings.database_url, settings.statement_timeout_ms)
 
     @property
     def engine(self) -> Engine:
@@ -58,15 +58,3 @@ class Database:
                 "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             },
         )
-
-
-def window_filter(
-    column: ColumnClause[datetime] | ColumnElement[datetime], window: Window
-) -> list[ColumnElement[bool]]:
-    """WHERE conditions keeping `column` inside the inclusive `window`."""
-    conditions: list[ColumnElement[bool]] = []
-    if window.start is not None:
-        conditions.append(column >= window.start)
-    if window.end is not None:
-        conditions.append(column <= window.end)
-    return conditions

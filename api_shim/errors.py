@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import falcon
+import psycopg2
 import redis
 from sqlalchemy import exc as sa_exc
 
@@ -22,11 +23,14 @@ DATABASE_UNAVAILABLE = "database unavailable"
 REDIS_UNAVAILABLE = "redis unavailable"
 
 # Failures that mean "Postgres cannot answer right now": refused or dropped connections,
-# a statement cancelled by statement_timeout, or no pooled connection free in time.
+# a statement cancelled by statement_timeout, or no pooled connection free in time. The
+# read endpoints use psycopg2 directly (`api_shim.reader`), so its errors are listed too.
 DATABASE_DOWN_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
 )
 
 

@@ -13,7 +13,7 @@ from osutrack.schema import bestplays_refreshes
 MODES = (0, 1, 2, 3)
 
 
-# One statement: rank the mode's top `size` hiscores (one walk of `hiscores_mode_pp`, so
+# One statement: rank the mode's top `size` hiscores (one walk of `hiscores_mode_pp_cover`, so
 # the cost does not grow with the number of hiscores), upsert each position but write it
 # only when its play differs from the stored one, and drop positions past the new end.
 # The upsert touches positions 1..n and the delete positions > n, so they never meet.
