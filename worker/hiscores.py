@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from osutrack.schema import hiscores
@@ -72,6 +71,28 @@ def known_score_ids(session: Session, user_id: int, mode: int) -> set[int]:
     return set(session.scalars(query))
 
 
+# All of a player's fetched plays in one statement and one round trip: the rows travel as
+# arrays and are unnested server-side. Constant text, so nothing is compiled per update
+# (building `.values(rows)` compiled a 100-row statement each time, about 30 ms of CPU,
+# and executemany sent 100 statements). A play seen before keeps its row and only gets
+# its current pp; an unchanged row is not rewritten (no dead tuple).
+_UPSERT_HISCORES = text(
+    """
+    INSERT INTO hiscores (mode, score_id, user_id, beatmap_id, score, pp, mods, rank,
+                          score_time, update_time)
+    SELECT :mode, play.score_id, :user_id, play.beatmap_id, play.score, play.pp, play.mods,
+           play.rank, play.score_time, :now
+    FROM unnest(CAST(:score_ids AS bigint[]), CAST(:beatmap_ids AS bigint[]),
+                CAST(:scores AS bigint[]), CAST(:pps AS double precision[]),
+                CAST(:mods AS bigint[]), CAST(:ranks AS text[]),
+                CAST(:score_times AS timestamptz[]))
+         AS play(score_id, beatmap_id, score, pp, mods, rank, score_time)
+    ON CONFLICT (mode, score_id) DO UPDATE SET pp = EXCLUDED.pp
+    WHERE hiscores.pp IS DISTINCT FROM EXCLUDED.pp
+    """
+)
+
+
 def record_hiscores(
     session: Session, user_id: int, mode: int, top_plays: list[TopPlay], now: datetime
 ) -> None:
@@ -80,29 +101,21 @@ def record_hiscores(
     Keyed by (mode, score_id), so a redelivered update writes nothing twice. `update_time`
     stays the time the play was first recorded.
     """
-    rows = [
+    plays = [play for play in top_plays if play.beatmap_id != 0]
+    if not plays:
+        return
+    session.execute(
+        _UPSERT_HISCORES,
         {
             "mode": mode,
-            "score_id": play.score_id,
             "user_id": user_id,
-            "beatmap_id": play.beatmap_id,
-            "score": play.score,
-            "pp": play.pp,
-            "mods": play.enabled_mods,
-            "rank": play.rank,
-            "score_time": play.score_time,
-            "update_time": now,
-        }
-        for play in top_plays
-        if play.beatmap_id != 0
-    ]
-    if not rows:
-        return
-    statement = insert(hiscores).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[hiscores.c.mode, hiscores.c.score_id],
-        set_={"pp": statement.excluded.pp},
-        # Rewrite only rows whose pp changed: an unchanged row costs no new tuple version.
-        where=hiscores.c.pp.is_distinct_from(statement.excluded.pp),
+            "now": now,
+            "score_ids": [play.score_id for play in plays],
+            "beatmap_ids": [play.beatmap_id for play in plays],
+            "scores": [play.score for play in plays],
+            "pps": [play.pp for play in plays],
+            "mods": [play.enabled_mods for play in plays],
+            "ranks": [play.rank for play in plays],
+            "score_times": [play.score_time for play in plays],
+        },
     )
-    session.execute(statement)
