@@ -74,14 +74,15 @@ def test_sigterm_during_a_burst_finishes_running_jobs_and_leaves_the_rest_queued
 def test_sigquit_cancels_running_jobs_after_the_soft_shutdown_and_returns_them(
     stack: FaultStack,
 ) -> None:
-    # The two running updates hang for 25 s upstream, longer than the 10 s soft shutdown:
-    # the worker must give up on them, and their messages must be back in the queue at
-    # once (not after the visibility timeout) for the next worker, which runs them again.
+    # The two running updates hang upstream on every attempt (each one outlasts the read
+    # timeout, so retries hang too), far longer than the 10 s soft shutdown: the worker
+    # must give up on them, and their messages must be back in the queue at once (not
+    # after the visibility timeout) for the next worker, which runs them again.
     worker = stack.start_worker("stopping", concurrency=2)
     users = [new_fault_user() for _ in range(4)]
     for user in users[:2]:
         stack.simulator.add_fault(
-            kind="slow", delay_ms=25000, count=1, path_prefix=f"/api/v2/users/{user}/scores"
+            kind="slow", delay_ms=25000, count=-1, path_prefix=f"/api/v2/users/{user}/scores"
         )
     job_ids = [stack.accept_update(user) for user in users[:2]]
     wait_for(lambda: len(_running(stack, job_ids)) == 2, 15, "two jobs running")
@@ -97,6 +98,7 @@ def test_sigquit_cancels_running_jobs_after_the_soft_shutdown_and_returns_them(
     assert time.monotonic() - stopped < 20
     assert stack.finished_job_ids(job_ids) == set()
 
+    stack.simulator.clear_faults()
     stack.start_worker("successor", concurrency=2)
     for job_id in job_ids:
         assert stack.wait_terminal(job_id, timeout=30).status == "finished"

@@ -332,9 +332,11 @@ def test_an_interactive_update_overtakes_a_refresh_backlog(budget_stack: BudgetS
     # two requests, when it holds no slot and waits for none. More would mean the refresh
     # took slots while the update was waiting.
     assert max(in_between) <= 2, in_between
-    # The refresh went on after each update: it was overtaken, not already done.
+    # The refresh went on after the first update: it was overtaken, not already done. (Later
+    # samples may come after a loaded machine let the backlog drain; the bound above holds
+    # for every sample either way.)
     arrivals = budget_stack.relay.arrivals()
-    assert all(any(t > moment for t, _ in arrivals) for moment in overtaken_at)
+    assert any(t > overtaken_at[0] for t, _ in arrivals)
 
 
 def _send_refresh_backlog(redis_url: str, batches: int) -> None:
