@@ -120,3 +120,16 @@ def test_off_takes_no_slot_and_touches_no_window(build: Build, redis_client: red
     limiter = build("off")
     assert limiter.acquire().sent() is None
     assert list(redis_client.scan_iter("osutrack:osu:budget:*")) == []
+
+
+def test_an_interactive_jobs_next_request_keeps_its_place(build: Build) -> None:
+    # Right after an interactive request took its slot, the refresh holds back for a moment:
+    # the same job's next request (best scores, just after the user) must not find its
+    # slot taken. Then the refresh goes on.
+    interactive = build("10/second", wait=5.0)
+    refresh = build("10/second", wait=0.1)
+    interactive.acquire(INTERACTIVE)
+    with pytest.raises(UpstreamRateLimited):
+        refresh.acquire(REFRESH)
+    time.sleep(0.4)
+    assert refresh.acquire(REFRESH).sent() is not None

@@ -38,6 +38,9 @@ WAITERS_KEY = "osutrack:osu:interactive_waiters"
 # A waiter re-registers on every poll; one that stopped (its process died) stops counting
 # after this long, so a crash can never starve the refresh for good.
 WAITER_STALE_SECONDS = 5.0
+# An interactive request's mark stays this long after it took its slot, so the refresh
+# cannot take the slot its job's next request (best scores, right after the user) needs.
+INTERACTIVE_LINGER_SECONDS = 0.3
 # Longest single sleep, so a waiter notices a cooldown ending or a slot freeing promptly.
 MAX_POLL_SECONDS = 0.25
 # A slot frees this much later than its window says (3% of the period, at most 100 ms):
@@ -58,7 +61,8 @@ local windows = #KEYS - 1
 local defer = ARGV[2 + windows * 2 + 1] == '1'
 if defer then
   local fresh_since = now - tonumber(ARGV[2 + windows * 2 + 2])
-  if redis.call('ZCOUNT', KEYS[#KEYS], fresh_since, '+inf') > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[#KEYS], '-inf', fresh_since)
+  if redis.call('ZCARD', KEYS[#KEYS]) > 0 then
     return 50
   end
 end
@@ -204,6 +208,7 @@ class UpstreamLimiter:
         slot_id = uuid.uuid4().hex
         windows = self._budget + (self._refresh if priority == REFRESH else [])
         waited = False
+        taken = False
         try:
             while True:
                 wait = self.cooldown_remaining()
@@ -215,6 +220,7 @@ class UpstreamLimiter:
                             self._register_waiter(slot_id)
                         wait = self._try_take(slot_id, windows, defer=priority == REFRESH)
                         if wait == 0.0:
+                            taken = True
                             break
                 waited = True
                 if time.monotonic() + min(wait, self._max_wait + 1) > deadline:
@@ -228,7 +234,7 @@ class UpstreamLimiter:
                 time.sleep(min(wait, MAX_POLL_SECONDS) + random.uniform(0.0, 0.005))
         finally:
             if priority == INTERACTIVE:
-                self._redis.zrem(WAITERS_KEY, slot_id)
+                self._release_waiter(slot_id, linger=taken)
         elapsed = time.monotonic() - started
         if waited:
             metrics.record_limiter_wait(self._redis, elapsed, refused=False)
@@ -237,6 +243,14 @@ class UpstreamLimiter:
     def restamp(self, slot: Slot) -> int:
         """Move `slot` to now in its windows (see `Slot.sent`); return now in ms."""
         return int(self._restamp(keys=list(slot.keys), args=[slot.slot_id]))
+
+    def _release_waiter(self, slot_id: str, *, linger: bool) -> None:
+        if not linger:
+            self._redis.zrem(WAITERS_KEY, slot_id)
+            return
+        # Age the mark so it goes stale INTERACTIVE_LINGER_SECONDS from now.
+        aged = time.time() - (WAITER_STALE_SECONDS - INTERACTIVE_LINGER_SECONDS)
+        self._redis.zadd(WAITERS_KEY, {slot_id: aged * 1000})
 
     def _register_waiter(self, slot_id: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
