@@ -145,17 +145,14 @@ def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
 class Slot:
     """A taken slot of the budget; call `sent()` right before its request goes out."""
 
-    limiter: UpstreamLimiter | None
+    limiter: UpstreamLimiter
     slot_id: str
     keys: tuple[str, ...]
-    waited_seconds: float
 
     def sent(self) -> int | None:
         """Stamp the slot with the moment its request is sent; return that moment in ms
         on Redis' clock (None when there is no limit)."""
-        if self.limiter is not None and self.keys:
-            return self.limiter.restamp(self)
-        return None
+        return self.limiter.restamp(self) if self.keys else None
 
 
 class UpstreamLimiter:
@@ -238,7 +235,7 @@ class UpstreamLimiter:
         elapsed = time.monotonic() - started
         if waited:
             metrics.record_limiter_wait(self._redis, elapsed, refused=False)
-        return Slot(self, slot_id, tuple(window.key for window in windows), elapsed)
+        return Slot(self, slot_id, tuple(window.key for window in windows))
 
     def restamp(self, slot: Slot) -> int:
         """Move `slot` to now in its windows (see `Slot.sent`); return now in ms."""
