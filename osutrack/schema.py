@@ -64,6 +64,9 @@ stats_snapshots = Table(
     Column("count_rank_a", BigInteger, nullable=False),
     Column("captured_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("user_id", "mode", "captured_at", name="stats_snapshots_user_mode_time"),
+    # "Snapshots captured since T" as a range scan: beat's peaks recompute redoes only the
+    # user-modes found there (migration 0004).
+    Index("stats_snapshots_captured_at", "captured_at"),
 )
 
 # Every top play ever seen for a user and mode, keyed by its osu! score id (v1 `score_id`;
@@ -155,6 +158,16 @@ bestplays_refreshes = Table(
     Column("table_size", Integer, nullable=False),
 )
 
+# Where each incremental beat job got to: the database time at which its last successful
+# run started, written in that run's transaction. The next run redoes what changed since
+# then (minus a safety margin); a job with no row starts with a full pass.
+job_watermarks = Table(
+    "job_watermarks",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("watermark", DateTime(timezone=True), nullable=False),
+)
+
 # Jobs whose writes are committed, with the diff body they returned. The row is written in
 # the same transaction as the update's data, so a redelivered job finds it and only
 # republishes the stored result: the job id is the update's idempotency key.
@@ -188,6 +201,7 @@ __all__ = [
     "bestplays_refreshes",
     "finished_updates",
     "hiscores",
+    "job_watermarks",
     "metadata",
     "peaks",
     "refresh_schedule",

@@ -18,7 +18,7 @@ from worker.app import app
 from worker.bestplays import MODES, refresh_bestplays
 from worker.db import session_scope
 from worker.logcontext import log_context
-from worker.peaks import recompute_peaks
+from worker.peaks import recompute_changed_peaks
 from worker.refresh import plan_refresh, refresh_user_modes
 from worker.runtime import Runtime, runtime
 from worker.schedule import refresh_round_size
@@ -194,10 +194,10 @@ def refresh_bestplays_task() -> None:
 
 @app.task(name="osutrack.recompute_peaks", ignore_result=True, acks_late=False)
 def recompute_peaks_task() -> None:
-    """Repair pass: rebuild the peaks table from the stored snapshots."""
+    """Repair pass: rebuild the peaks of the user-modes updated since the last run."""
     rt = runtime()
     with rt.redis.lock("osutrack:lock:peaks", timeout=1800, blocking_timeout=0) as held:
         if not held:
             return
         with session_scope(rt.engine) as session:
-            recompute_peaks(session)
+            recompute_changed_peaks(session)
