@@ -285,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         (out / "plans.md").write_text(read_plans(args.database_url, args.users))
         print(f"plans: {out / 'plans.md'}")
     if args.refresh_updates:
+        updates_since = datetime.now(UTC)
         add_updates(args.database_url, args.refresh_updates, 10**8, seed=3)
-        timings = time_refreshes(args.database_url)
+        timings = time_refreshes(args.database_url, since=updates_since)
         (out / "refresh.json").write_text(json.dumps(timings))
         print(f"refresh after {args.refresh_updates} updates:", timings)
     if args.skip_load:

@@ -280,9 +280,14 @@ def add_updates(database_url: str, updates: int, first_user: int, seed: int) -> 
         conn.close()
 
 
-def time_refreshes(database_url: str) -> dict[str, float]:
+def time_refreshes(database_url: str, *, since: datetime | None = None) -> dict[str, float]:
     """Seconds for beat's bestplays refresh of mode 0 (twice: after the new plays, then
-    with nothing new) and for the full peaks recompute, each in its own transaction."""
+    with nothing new) and for the peaks recompute, each in its own transaction.
+
+    The peaks recompute is timed for the user-modes with snapshots captured at or after
+    `since` (what beat's incremental run does; pass the moment before `add_updates`), with
+    the rows it wrote, then for every user-mode (the first run, `worker.admin recompute`).
+    """
     engine = create_engine(database_url)
     timings: dict[str, float] = {}
     try:
@@ -291,6 +296,12 @@ def time_refreshes(database_url: str) -> dict[str, float]:
             with Session(engine) as session, session.begin():
                 refresh_bestplays(session, 0, 10_000, datetime.now(UTC))
             timings[label] = round(time.monotonic() - began, 3)
+        if since is not None:
+            began = time.monotonic()
+            with Session(engine) as session, session.begin():
+                written = recompute_peaks(session, since=since)
+            timings["peaks_recompute_since_s"] = round(time.monotonic() - began, 3)
+            timings["peaks_recompute_since_rows"] = written
         began = time.monotonic()
         with Session(engine) as session, session.begin():
             recompute_peaks(session)
