@@ -75,11 +75,11 @@ def recompute_peaks(
     """Rebuild peaks from `stats_snapshots`; return rows written.
 
     With neither argument every user-mode is rebuilt. `user_id` limits it to that player;
-    `since` to the user-modes with a snapshot captured at or after `since` (both: either
-    limit applies). A user-mode in scope is rebuilt from ALL its snapshots, so its row is
-    what a full recompute writes; rows out of scope are not read or written. One upsert
-    by (user_id, mode): rerunning it writes nothing new, rows already right are left alone,
-    and readers see the old row or the new one, never a gap.
+    `since` to the user-modes with a snapshot captured at or after `since` (both: that
+    player's user-modes with such a snapshot). A user-mode in scope is rebuilt from ALL
+    its snapshots, so its row is what a full recompute writes; rows out of scope are not
+    read or written. One upsert by (user_id, mode): rerunning it writes nothing new, rows
+    already right are left alone, and readers see the old row or the new one, never a gap.
 
     Snapshots with `pp_rank` 0 never count. A user-mode without ranked snapshots gets no
     row; a row whose snapshots are gone is kept. The per-update fold in `record_peak`
