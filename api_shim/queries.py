@@ -9,9 +9,11 @@ date window is bound as `-infinity` / `infinity`, so one statement serves every 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from api_shim.params import Window
 from api_shim.reader import Prepared
+from api_shim.windows import MonthsPlan
 
 
 def window_bounds(window: Window) -> tuple[datetime | str, datetime | str]:
@@ -123,3 +125,111 @@ BEST_PLAYS_LIVE = (
     " FROM hiscores WHERE mode = %s AND score_time >= %s AND score_time <= %s"
     " ORDER BY pp DESC, score_time, score_id LIMIT %s"
 )
+
+# The months of a mode that hold plays (first and last, from hiscores_mode_time_cover), and
+# each built month list between $2 and $3 (month starts) with its last row's sort key:
+# what `api_shim.windows.plan_window` needs. One row per list; a mode without lists in the
+# range gives one row of NULL list columns, a mode without plays NULL months too.
+BESTPLAYS_MONTHS = Prepared(
+    "osutrack_bestplays_months",
+    "WITH span AS (SELECT date_trunc('month', min(score_time), 'UTC') AS first,"
+    " date_trunc('month', max(score_time), 'UTC') AS last FROM hiscores WHERE mode = $1)"
+    " SELECT span.first, span.last, l.month, l.row_count, l.list_size,"
+    " b.pp, b.score_time, b.score_id"
+    " FROM span LEFT JOIN bestplays_month_lists l ON l.mode = $1"
+    " AND l.month >= greatest(span.first, $2) AND l.month <= least(span.last, $3)"
+    " LEFT JOIN bestplays_months b ON b.mode = l.mode AND b.month = l.month"
+    " AND b.position = l.row_count",
+)
+
+# Positions of a month list whose pp bounds the merge (`bestplays_window_sql`): a play at
+# position p guarantees p plays of its month at or above its pp. About 1.5x apart, so the
+# rows a month contributes are overestimated by at most about half.
+SKETCH_POSITIONS = (
+    *(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700),
+    *(1000, 1500, 2000, 3000, 5000, 7000, 10000),
+)
+
+_TO_CHAR = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
+_PLAY_COLUMNS = "score_id, user_id, beatmap_id, score, pp, mods, rank, score_time, update_time"
+
+
+def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tuple[Any, ...]]:
+    """The statement (and its parameters) answering a window from month lists and exact
+    parts, as `plan` splits it (`api_shim.windows`).
+
+    Columns: BEST_PLAY_KEYS values (times printed), then pp, raw score_time and score_id
+    for the caller's exactness check (`windows.answer_is_exact`). Exact parts are inlined
+    as one branch each with their own bounds, so the planner picks each one's plan (a time
+    range and a top-N sort) from its size.
+
+    Cost: `cut` is the pp above which the full months' lists are sure to hold `limit`
+    plays, read from each list's SKETCH_POSITIONS (a play at position p guarantees p plays
+    at or above its pp; the running sum over all months in pp order reaches `limit` at
+    `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
+    that stops at its first sketch position below `cut`: about `limit` rows in all,
+    however many months. Times are printed for the `limit` winners only.
+    """
+    exact_branches = "".join(
+        # Constant text (column names and placeholders); every value is bound.
+        f" UNION ALL (SELECT {_PLAY_COLUMNS} FROM hiscores"  # noqa: S608
+        " WHERE mode = %s AND score_time >= %s AND score_time <= %s"
+        " ORDER BY pp DESC, score_time, score_id LIMIT %s)"
+        for _ in plan.exact_parts
+    )
+    listed_columns = ", ".join(f"b.{name}" for name in _PLAY_COLUMNS.split(", "))
+    sql = (
+        "WITH full_months AS (SELECT unnest(%s::timestamptz[]) AS month),"  # noqa: S608
+        " points AS ("
+        " SELECT b.month, b.position, b.pp,"
+        " b.position - coalesce(lag(b.position) OVER (PARTITION BY b.month"
+        " ORDER BY b.position), 0) AS gain"
+        " FROM full_months f CROSS JOIN LATERAL (SELECT month, position, pp"
+        " FROM bestplays_months b WHERE b.mode = %s AND b.month = f.month"
+        " AND b.position = ANY(%s::int[])) AS b),"
+        " ranked AS ("
+        " SELECT pp, sum(gain) OVER (ORDER BY pp DESC ROWS BETWEEN UNBOUNDED PRECEDING"
+        " AND 1 PRECEDING) AS before, sum(gain) OVER () AS total FROM points),"
+        " cut AS (SELECT coalesce((SELECT min(pp) FROM ranked"
+        " WHERE coalesce(before, 0) < %s AND total >= %s),"
+        " '-Infinity'::double precision) AS pp),"
+        " full_stops AS ("
+        " SELECT f.month, coalesce(min(p.position) FILTER (WHERE p.pp < cut.pp), %s + 1) AS stop"
+        " FROM full_months f CROSS JOIN cut LEFT JOIN points p ON p.month = f.month"
+        " GROUP BY f.month),"
+        " part_stops AS ("
+        " SELECT r.month, r.lo, r.hi, coalesce((SELECT min(s.position)"
+        " FROM bestplays_months s WHERE s.mode = %s AND s.month = r.month"
+        " AND s.position = ANY(%s::int[]) AND s.pp < cut.pp), 2147483647) AS stop"
+        " FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
+        " AS r(month, lo, hi) CROSS JOIN cut),"
+        " candidates AS ("
+        f" SELECT {listed_columns}"
+        " FROM full_stops f CROSS JOIN cut CROSS JOIN LATERAL ("
+        " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = f.month"
+        " AND b.position < f.stop AND b.pp >= cut.pp) AS b"
+        " UNION ALL"
+        f" SELECT {listed_columns}"
+        " FROM part_stops r CROSS JOIN cut CROSS JOIN LATERAL ("
+        " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = r.month"
+        " AND b.position < r.stop AND b.score_time >= r.lo AND b.score_time <= r.hi"
+        " AND b.pp >= cut.pp) AS b"
+        f"{exact_branches}),"
+        " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id LIMIT %s)"
+        " SELECT user_id, beatmap_id, score, pp, mods, rank, "
+        + _TO_CHAR.format("score_time")
+        + ", "
+        + _TO_CHAR.format("update_time")
+        + ", pp, score_time, score_id FROM top ORDER BY pp DESC, score_time, score_id"
+    )
+    months = [month for month, _, _ in plan.list_parts]
+    starts = [lo for _, lo, _ in plan.list_parts]
+    ends = [hi for _, _, hi in plan.list_parts]
+    # A month gives at most `limit` rows, so positions past it never bound anything.
+    sketch = [position for position in SKETCH_POSITIONS if position <= limit]
+    args: list[Any] = [list(plan.full_months), mode, sketch, limit, limit, limit]
+    args += [mode, list(SKETCH_POSITIONS), months, starts, ends, mode, mode]
+    for lo, hi in plan.exact_parts:
+        args += [mode, lo, hi, limit]
+    args.append(limit)
+    return sql, tuple(args)

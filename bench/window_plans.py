@@ -1,0 +1,131 @@
+"""Single-statement cost of /bestplays windows: one statement on hiscores vs the month lists.
+
+Run: `.venv/bin/python -m bench.window_plans --database-url URL [--mode 0] [--repeat 5]
+[--plans]`
+
+For each window (a day, a month across a month boundary, three months, a year, ten years,
+a window inside one month) and limit (10000, 100), with the read connections' own settings
+(`api_shim.reader.Reader`: jit off, no parallel workers):
+
+- `one statement`: the Execution Time of EXPLAIN ANALYZE of `queries.BEST_PLAYS_LIVE`
+  (the statement every uncovered window ran before the month lists);
+- `month lists`: the wall time of `BestPlays._window_body` (the month-list lookup, the
+  merge statement, and the exact retry when the lists could not tell), which is what an
+  uncached window costs now, and the Execution Time of its merge statement.
+
+Medians of `--repeat` runs, warm cache. Read-only: the month lists must have been built
+(`--build` builds them first, committing, and prints how long that took).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from api_shim import queries, windows
+from api_shim.params import Window
+from api_shim.rankings import BestPlays
+from api_shim.reader import Reader
+from worker.bestplays import refresh_month_lists
+
+END_OF_DAY = (23, 59, 59, 999999)
+
+
+def _window(a: str, b: str) -> Window:
+    start = datetime.fromisoformat(a).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(b).replace(tzinfo=UTC)
+    return Window(start, end.replace(hour=23, minute=59, second=59, microsecond=999999))
+
+
+WINDOWS = {
+    "one day": _window("2021-06-15", "2021-06-15"),
+    "inside one month (15 days)": _window("2021-06-10", "2021-06-24"),
+    "one month (Jun 15 - Jul 15)": _window("2021-06-15", "2021-07-15"),
+    "calendar month": _window("2021-06-01", "2021-06-30"),
+    "three months": _window("2021-06-15", "2021-09-14"),
+    "one year": _window("2021-06-15", "2022-06-14"),
+    "one year, older": _window("2017-03-10", "2018-03-09"),
+    "ten years": _window("2016-11-01", "2026-10-31"),
+}
+
+
+def _execution_ms(reader: Reader, sql: str, args: tuple[Any, ...]) -> float:
+    rows = reader.fetch("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+    return float(rows[0][0][0]["Execution Time"])
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--mode", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--build", action="store_true", help="build the month lists first")
+    parser.add_argument("--plans", action="store_true", help="print the merge plans")
+    args = parser.parse_args()
+
+    if args.build:
+        engine = create_engine(args.database_url)
+        started = time.perf_counter()
+        built = 0
+        while True:
+            with Session(engine) as session, session.begin():
+                done = refresh_month_lists(
+                    session, args.mode, 10000, datetime.now(UTC), max_new_months=10_000
+                )
+            built += done.months
+            if not done.months:
+                break
+        print(f"built {built} month lists in {time.perf_counter() - started:.1f} s")
+
+    reader = Reader(args.database_url, 60_000)
+    best = BestPlays(lambda: reader)
+    print("| window | limit | one statement ms | month lists ms (wall) | merge statement ms |")
+    print("|---|---:|---:|---:|---:|")
+    for name, window in WINDOWS.items():
+        for limit in (10000, 100):
+            start, end = queries.window_bounds(window)
+            live = (args.mode, start, end, limit)
+            before = [
+                _execution_ms(reader, queries.BEST_PLAYS_LIVE, live) for _ in range(args.repeat)
+            ]
+            walls = []
+            for _ in range(args.repeat):
+                began = time.perf_counter()
+                best._window_body(reader, args.mode, window, limit)
+                walls.append((time.perf_counter() - began) * 1000)
+            plan = _plan(reader, args.mode, window, limit)
+            sql, sql_args = queries.bestplays_window(args.mode, limit, plan)
+            merge = [_execution_ms(reader, sql, sql_args) for _ in range(args.repeat)]
+            print(f"| {name} | {limit} | {_median(before)} | {_median(walls)} | {_median(merge)} |")
+            if args.plans:
+                rows = reader.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_args)
+                print("```\n" + "\n".join(row[0] for row in rows) + "\n```")
+
+
+def _plan(reader: Reader, mode: int, window: Window, limit: int) -> windows.MonthsPlan:
+    """The first-try plan `BestPlays._window_body` builds for the window."""
+    bound_start = "-infinity" if window.start is None else windows.month_start(window.start)
+    bound_end = "infinity" if window.end is None else windows.month_start(window.end)
+    rows = reader.fetch(queries.BESTPLAYS_MONTHS, (mode, bound_start, bound_end))
+    lists = {
+        row[2]: windows.MonthList(
+            row[3], row[4], None if row[5] is None else windows.sort_key(*row[5:8])
+        )
+        for row in rows
+        if row[2] is not None
+    }
+    return windows.plan_window(window, limit, (rows[0][0], rows[0][1]), lists)
+
+
+if __name__ == "__main__":
+    main()
