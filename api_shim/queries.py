@@ -127,7 +127,8 @@ BEST_PLAYS_LIVE = (
 )
 
 # The months of a mode that hold plays (first and last, from hiscores_mode_time_cover), and
-# each built month list between $2 and $3 (month starts) with its last row's sort key:
+# each built month list between $2 and $3 (month starts) with its last row's sort key
+# (pp, score time in microseconds since 1970, score id):
 # what `api_shim.windows.plan_window` needs. One row per list; a mode without lists in the
 # range gives one row of NULL list columns, a mode without plays NULL months too.
 BESTPLAYS_MONTHS = Prepared(
@@ -135,7 +136,7 @@ BESTPLAYS_MONTHS = Prepared(
     "WITH span AS (SELECT date_trunc('month', min(score_time), 'UTC') AS first,"
     " date_trunc('month', max(score_time), 'UTC') AS last FROM hiscores WHERE mode = $1)"
     " SELECT span.first, span.last, l.month, l.row_count, l.list_size,"
-    " b.pp, b.score_time, b.score_id"
+    " b.pp, (extract(epoch FROM b.score_time) * 1000000)::bigint, b.score_id"
     " FROM span LEFT JOIN bestplays_month_lists l ON l.mode = $1"
     " AND l.month >= greatest(span.first, $2) AND l.month <= least(span.last, $3)"
     " LEFT JOIN bestplays_months b ON b.mode = l.mode AND b.month = l.month"
@@ -150,6 +151,9 @@ SKETCH_POSITIONS = (
     *(1000, 1500, 2000, 3000, 5000, 7000, 10000),
 )
 
+# A score time as whole microseconds since 1970 (an int: cheaper to send and compare
+# than a timestamp, and as exact).
+_MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
 _TO_CHAR = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
 _PLAY_COLUMNS = "score_id, user_id, beatmap_id, score, pp, mods, rank, score_time, update_time"
 
@@ -158,8 +162,9 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
     """The statement (and its parameters) answering a window from month lists and exact
     parts, as `plan` splits it (`api_shim.windows`).
 
-    Columns: BEST_PLAY_KEYS values (times printed), then pp, raw score_time and score_id
-    for the caller's exactness check (`windows.answer_is_exact`). Exact parts are inlined
+    Columns: BEST_PLAY_KEYS values (times printed), then pp, score time in microseconds
+    and score_id: the sort key, for the caller's exactness check
+    (`windows.answer_is_exact`). Exact parts are inlined
     as one branch each with their own bounds, so the planner picks each one's plan (a time
     range and a top-N sort) from its size.
 
@@ -168,7 +173,10 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
     at or above its pp; the running sum over all months in pp order reaches `limit` at
     `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
     that stops at its first sketch position below `cut`: about `limit` rows in all,
-    however many months. Times are printed for the `limit` winners only.
+    however many months. Times are printed for the `limit` winners only. `OFFSET 0`
+    keeps each per-month subquery a separate, parameterized index scan on
+    `bestplays_months_pkey` (mode, month, position): flattened into a join, it was planned
+    from the table's statistics, which are stale right after a large build.
     """
     exact_branches = "".join(
         # Constant text (column names and placeholders); every value is bound.
@@ -186,7 +194,7 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
         " ORDER BY b.position), 0) AS gain"
         " FROM full_months f CROSS JOIN LATERAL (SELECT month, position, pp"
         " FROM bestplays_months b WHERE b.mode = %s AND b.month = f.month"
-        " AND b.position = ANY(%s::int[])) AS b),"
+        " AND b.position = ANY(%s::int[]) OFFSET 0) AS b),"
         " ranked AS ("
         " SELECT pp, sum(gain) OVER (ORDER BY pp DESC ROWS BETWEEN UNBOUNDED PRECEDING"
         " AND 1 PRECEDING) AS before, sum(gain) OVER () AS total FROM points),"
@@ -198,29 +206,32 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
         " FROM full_months f CROSS JOIN cut LEFT JOIN points p ON p.month = f.month"
         " GROUP BY f.month),"
         " part_stops AS ("
-        " SELECT r.month, r.lo, r.hi, coalesce((SELECT min(s.position)"
-        " FROM bestplays_months s WHERE s.mode = %s AND s.month = r.month"
-        " AND s.position = ANY(%s::int[]) AND s.pp < cut.pp), 2147483647) AS stop"
+        " SELECT r.month, r.lo, r.hi, coalesce((SELECT min(s.position) FROM ("
+        " SELECT s.position, s.pp FROM bestplays_months s WHERE s.mode = %s"
+        " AND s.month = r.month AND s.position = ANY(%s::int[]) OFFSET 0) AS s"
+        " WHERE s.pp < cut.pp), 2147483647) AS stop"
         " FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
         " AS r(month, lo, hi) CROSS JOIN cut),"
         " candidates AS ("
         f" SELECT {listed_columns}"
         " FROM full_stops f CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = f.month"
-        " AND b.position < f.stop AND b.pp >= cut.pp) AS b"
+        " AND b.position < f.stop AND b.pp >= cut.pp OFFSET 0) AS b"
         " UNION ALL"
         f" SELECT {listed_columns}"
         " FROM part_stops r CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = r.month"
         " AND b.position < r.stop AND b.score_time >= r.lo AND b.score_time <= r.hi"
-        " AND b.pp >= cut.pp) AS b"
+        " AND b.pp >= cut.pp OFFSET 0) AS b"
         f"{exact_branches}),"
         " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id LIMIT %s)"
         " SELECT user_id, beatmap_id, score, pp, mods, rank, "
         + _TO_CHAR.format("score_time")
         + ", "
         + _TO_CHAR.format("update_time")
-        + ", pp, score_time, score_id FROM top ORDER BY pp DESC, score_time, score_id"
+        + ", pp, "
+        + _MICROS.format("score_time")
+        + ", score_id FROM top ORDER BY pp DESC, score_time, score_id"
     )
     months = [month for month, _, _ in plan.list_parts]
     starts = [lo for _, lo, _ in plan.list_parts]

@@ -128,8 +128,8 @@ class BestPlays:
         }
         plan = windows.plan_window(window, limit, (first, last), lists)
         answer = self._run_plan(reader, mode, limit, plan)
-        keys = [windows.sort_key(*row[8:11]) for row in answer]
-        if not windows.answer_is_exact(plan, keys, limit):
+        last_key = windows.sort_key(*answer[-1][8:11]) if answer else None
+        if not windows.answer_is_exact(plan, len(answer), last_key, limit):
             exact = windows.plan_window(window, limit, (first, last), lists, exact_edges=True)
             answer = self._run_plan(reader, mode, limit, exact)
         names = queries.BEST_PLAY_KEYS

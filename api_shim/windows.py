@@ -19,7 +19,6 @@ cut-off can belong), or there is no cut-off to worry about.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,13 +27,14 @@ from api_shim.params import Window
 # The last instant of a window part (windows are inclusive, at microsecond resolution).
 TICK = timedelta(microseconds=1)
 
-# A play's place in /bestplays order: pp descending, then score time, then score id.
-SortKey = tuple[float, datetime, int]
+# A play's place in /bestplays order: pp descending, then score time (whole microseconds
+# since 1970), then score id.
+SortKey = tuple[float, int, int]
 
 
-def sort_key(pp: float, score_time: datetime, score_id: int) -> SortKey:
+def sort_key(pp: float, score_micros: int, score_id: int) -> SortKey:
     """Smaller ranks first."""
-    return (-pp, score_time, score_id)
+    return (-pp, score_micros, score_id)
 
 
 @dataclass(frozen=True)
@@ -116,12 +116,13 @@ def plan_window(
     return MonthsPlan(tuple(full), tuple(listed), tuple(exact), tuple(checks))
 
 
-def answer_is_exact(plan: MonthsPlan, keys: Sequence[SortKey], limit: int) -> bool:
-    """Whether the top `limit` computed from `plan` (their sort keys, in order) is the
-    true top `limit` of the window: every play a list left out ranks after its cut-off,
-    so it cannot belong when `limit` answers rank no later than every cut-off."""
+def answer_is_exact(plan: MonthsPlan, count: int, last: SortKey | None, limit: int) -> bool:
+    """Whether the top `limit` computed from `plan` (`count` rows, the last one's sort key
+    `last`) is the true top `limit` of the window: every play a list left out ranks after
+    its cut-off, so it cannot belong when `limit` answers rank no later than every
+    cut-off."""
     if not plan.checks:
         return True
-    if len(keys) < limit:
+    if count < limit or last is None:
         return False
-    return all(keys[-1] <= cutoff for cutoff in plan.checks)
+    return all(last <= cutoff for cutoff in plan.checks)
