@@ -173,7 +173,8 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
     at or above its pp; the running sum over all months in pp order reaches `limit` at
     `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
     that stops at its first sketch position below `cut`: about `limit` rows in all,
-    however many months. Times are printed for the `limit` winners only. `OFFSET 0`
+    however many months. A partial month's list is read in order until `limit` of its
+    rows fall inside the window. Times are printed for the `limit` winners only. `OFFSET 0`
     keeps each per-month subquery a separate, parameterized index scan on
     `bestplays_months_pkey` (mode, month, position): flattened into a join, it was planned
     from the table's statistics, which are stale right after a large build.
@@ -222,7 +223,7 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
         " FROM part_stops r CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = r.month"
         " AND b.position < r.stop AND b.score_time >= r.lo AND b.score_time <= r.hi"
-        " AND b.pp >= cut.pp OFFSET 0) AS b"
+        " AND b.pp >= cut.pp ORDER BY b.position LIMIT %s) AS b"
         f"{exact_branches}),"
         " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id LIMIT %s)"
         " SELECT user_id, beatmap_id, score, pp, mods, rank, "
@@ -239,7 +240,7 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
     # A month gives at most `limit` rows, so positions past it never bound anything.
     sketch = [position for position in SKETCH_POSITIONS if position <= limit]
     args: list[Any] = [list(plan.full_months), mode, sketch, limit, limit, limit]
-    args += [mode, list(SKETCH_POSITIONS), months, starts, ends, mode, mode]
+    args += [mode, list(SKETCH_POSITIONS), months, starts, ends, mode, mode, limit]
     for lo, hi in plan.exact_parts:
         args += [mode, lo, hi, limit]
     args.append(limit)

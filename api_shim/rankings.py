@@ -127,6 +127,8 @@ class BestPlays:
             if row[2] is not None
         }
         plan = windows.plan_window(window, limit, (first, last), lists)
+        if plan.unbuilt_months:
+            return self._heavy(reader, lambda: live_best_plays(reader, mode, window, limit))
         answer = self._run_plan(reader, mode, limit, plan)
         last_key = windows.sort_key(*answer[-1][8:11]) if answer else None
         if not windows.answer_is_exact(plan, len(answer), last_key, limit):

@@ -59,6 +59,10 @@ class MonthsPlan:
     list_parts: tuple[tuple[datetime, datetime, datetime], ...] = ()
     exact_parts: tuple[tuple[datetime, datetime], ...] = ()
     checks: tuple[SortKey, ...] = field(default=())
+    # Months wholly inside the window whose list is not built yet (a first build still
+    # running): the caller answers such a window with one statement on hiscores instead,
+    # whose pp walk is far cheaper than ranking each of those months.
+    unbuilt_months: int = 0
 
     def exact_span(self) -> timedelta:
         """How much score time the exact parts cover (what makes a statement heavy)."""
@@ -95,6 +99,7 @@ def plan_window(
     listed: list[tuple[datetime, datetime, datetime]] = []
     exact: list[tuple[datetime, datetime]] = []
     checks: list[SortKey] = []
+    unbuilt = 0
     while month <= stop:
         following = next_month(month)
         lo = month if window.start is None else max(month, window.start)
@@ -103,6 +108,7 @@ def plan_window(
         built = lists.get(month)
         if built is None:
             exact.append((lo, hi))
+            unbuilt += whole
         elif whole and (built.complete or built.row_count >= limit):
             full.append(month)
         elif built.complete:
@@ -113,7 +119,7 @@ def plan_window(
             listed.append((month, lo, hi))
             checks.append(built.cutoff)
         month = following
-    return MonthsPlan(tuple(full), tuple(listed), tuple(exact), tuple(checks))
+    return MonthsPlan(tuple(full), tuple(listed), tuple(exact), tuple(checks), unbuilt)
 
 
 def answer_is_exact(plan: MonthsPlan, count: int, last: SortKey | None, limit: int) -> bool:

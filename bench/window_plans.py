@@ -8,10 +8,11 @@ a window inside one month) and limit (10000, 100), with the read connections' ow
 (`api_shim.reader.Reader`: jit off, no parallel workers):
 
 - `one statement`: the Execution Time of EXPLAIN ANALYZE of `queries.BEST_PLAYS_LIVE`
-  (the statement every uncovered window ran before the month lists);
-- `month lists`: the wall time of `BestPlays._window_body` (the month-list lookup, the
-  merge statement, and the exact retry when the lists could not tell), which is what an
-  uncached window costs now, and the Execution Time of its merge statement.
+  (the statement every uncovered window ran before the month lists), and the wall time
+  of building the body with it (`rankings.live_best_plays`);
+- `month lists`: the Execution Time of the first merge statement, and the wall time of
+  `BestPlays._window_body` (the month-list lookup, the merge, and the exact retry when
+  the lists could not tell): what an uncached window costs now.
 
 Medians of `--repeat` runs, warm cache. Read-only: the month lists must have been built
 (`--build` builds them first, committing, and prints how long that took).
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from api_shim import queries, windows
 from api_shim.params import Window
-from api_shim.rankings import BestPlays
+from api_shim.rankings import BestPlays, live_best_plays
 from api_shim.reader import Reader
 from worker.bestplays import refresh_month_lists
 
@@ -115,8 +116,11 @@ def main() -> None:
 
     reader = Reader(args.database_url, 60_000)
     best = BestPlays(lambda: reader)
-    print("| window | limit | one statement ms | month lists ms (wall) | merge statement ms |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| window | limit | one statement: EXPLAIN ms | body ms"
+        " | month lists: merge EXPLAIN ms | body ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for name, window in (DENSE_WINDOWS if args.dense else WINDOWS).items():
         for limit in (10000, 100):
             start, end = queries.window_bounds(window)
@@ -124,6 +128,11 @@ def main() -> None:
             before = [
                 _execution_ms(reader, queries.BEST_PLAYS_LIVE, live) for _ in range(args.repeat)
             ]
+            live_walls = []
+            for _ in range(args.repeat):
+                began = time.perf_counter()
+                live_best_plays(reader, args.mode, window, limit)
+                live_walls.append((time.perf_counter() - began) * 1000)
             walls = []
             for _ in range(args.repeat):
                 began = time.perf_counter()
@@ -132,7 +141,10 @@ def main() -> None:
             plan = _plan(reader, args.mode, window, limit)
             sql, sql_args = queries.bestplays_window(args.mode, limit, plan)
             merge = [_execution_ms(reader, sql, sql_args) for _ in range(args.repeat)]
-            print(f"| {name} | {limit} | {_median(before)} | {_median(walls)} | {_median(merge)} |")
+            print(
+                f"| {name} | {limit} | {_median(before)} | {_median(live_walls)}"
+                f" | {_median(merge)} | {_median(walls)} |"
+            )
             if args.plans:
                 rows = reader.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_args)
                 print("```\n" + "\n".join(row[0] for row in rows) + "\n```")
