@@ -34,14 +34,18 @@ NO_PEAK = {
 # (a limit=10000 body is about 1.7 MB), per process.
 LIVE_BODIES_MAX_ENTRIES = 256
 LIVE_BODIES_MAX_BYTES = 64 * 1024 * 1024
-# Heavy statements (whole windows from hiscores before any rebuild, or window parts of more
-# than HEAVY_EXACT_SPAN of score time read from hiscores) run one at a time on the whole
-# server: they hold a Postgres advisory lock, so however many API processes there are, at
-# most one core goes to them and the cheap reads (/peak, month-list merges) keep the
-# other. A request waits at most HEAVY_WAIT_SECONDS for it, then gets a 503 with
-# Retry-After; at most HEAVY_WAITERS threads per process wait or run one (the others get
-# the 503 at once), so a burst cannot take every serving thread either. A heavy
-# statement is cancelled after HEAVY_STATEMENT_TIMEOUT_MS (a 503 as any timeout).
+# Heavy work runs one at a time on the whole server: a window body with more than
+# LIGHT_LIMIT plays (its merge, sort and a body of up to 1.7 MB take tens of milliseconds
+# of CPU), a window part of more than HEAVY_EXACT_SPAN of score time read from hiscores,
+# and whole windows from hiscores (before any rebuild, or while month lists are missing).
+# It holds a Postgres advisory lock, so however many API processes there are, at most one
+# core goes to it and cheap reads (/peak, small windows) keep the other: ten clients
+# asking for heavy windows at once no longer take both cores. A request waits at most
+# HEAVY_WAIT_SECONDS for it, then gets a 503 with Retry-After; at most HEAVY_WAITERS
+# threads per process wait or run one (the others get the 503 at once), so a burst cannot
+# take every serving thread either. Heavy statements are cancelled after
+# HEAVY_STATEMENT_TIMEOUT_MS (a 503 as any timeout).
+LIGHT_LIMIT = 1000
 HEAVY_EXACT_SPAN = timedelta(days=2)
 HEAVY_LOCK_KEY = 0x6F73_7574_6263_6B01  # any constant; "osutbck" + 1
 HEAVY_WAITERS = 2
@@ -106,12 +110,20 @@ class BestPlays:
         key = (mode, window.start, window.end, limit, table.refreshed_at)
         body = self._live.get(key)
         if body is None:
-            body = self._window_body(reader, mode, window, limit)
+            if limit > LIGHT_LIMIT:
+                body = self._heavy(
+                    reader, lambda: self._window_body(reader, mode, window, limit, True)
+                )
+            else:
+                body = self._window_body(reader, mode, window, limit, False)
             self._live.put(key, body)
         return body
 
-    def _window_body(self, reader: Reader, mode: int, window: params.Window, limit: int) -> bytes:
-        """The window from the month lists, with exact parts where they cannot tell."""
+    def _window_body(
+        self, reader: Reader, mode: int, window: params.Window, limit: int, in_slot: bool
+    ) -> bytes:
+        """The window from the month lists, with exact parts where they cannot tell;
+        `in_slot` when the caller already holds the heavy slot."""
         rows = reader.fetch(
             queries.BESTPLAYS_MONTHS,
             (mode, _month_bound(window.start, "-infinity"), _month_bound(window.end, "infinity")),
@@ -128,20 +140,22 @@ class BestPlays:
         }
         plan = windows.plan_window(window, limit, (first, last), lists)
         if plan.unbuilt_months:
+            if in_slot:
+                return live_best_plays(reader, mode, window, limit)
             return self._heavy(reader, lambda: live_best_plays(reader, mode, window, limit))
-        answer = self._run_plan(reader, mode, limit, plan)
+        answer = self._run_plan(reader, mode, limit, plan, in_slot)
         last_key = windows.sort_key(*answer[-1][8:11]) if answer else None
         if not windows.answer_is_exact(plan, len(answer), last_key, limit):
             exact = windows.plan_window(window, limit, (first, last), lists, exact_edges=True)
-            answer = self._run_plan(reader, mode, limit, exact)
+            answer = self._run_plan(reader, mode, limit, exact, in_slot)
         names = queries.BEST_PLAY_KEYS
         return orjson.dumps([dict(zip(names, row[:8], strict=True)) for row in answer])
 
     def _run_plan(
-        self, reader: Reader, mode: int, limit: int, plan: windows.MonthsPlan
+        self, reader: Reader, mode: int, limit: int, plan: windows.MonthsPlan, in_slot: bool
     ) -> list[tuple[Any, ...]]:
         sql, args = queries.bestplays_window(mode, limit, plan)
-        if plan.exact_span() > HEAVY_EXACT_SPAN:
+        if not in_slot and plan.exact_span() > HEAVY_EXACT_SPAN:
             return self._heavy(reader, lambda: reader.fetch(sql, args))
         return reader.fetch(sql, args)
 

@@ -93,6 +93,14 @@ def main() -> None:
         help="windows in 2020-01..06, for a mode filled by bench/dense_mode.sql",
     )
     parser.add_argument("--plans", action="store_true", help="print the merge plans")
+    parser.add_argument(
+        "--refresh-cost",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time the month-list refresh after N new plays in the newest month (written,"
+        " then deleted again)",
+    )
     args = parser.parse_args()
 
     if args.build or args.rebuild:
@@ -114,6 +122,9 @@ def main() -> None:
                 break
         print(f"built {built} month lists in {time.perf_counter() - started:.1f} s")
 
+    if args.refresh_cost:
+        _refresh_cost(args.database_url, args.mode, args.list_size, args.refresh_cost)
+        return
     reader = Reader(args.database_url, 60_000)
     best = BestPlays(lambda: reader)
     print(
@@ -136,7 +147,7 @@ def main() -> None:
             walls = []
             for _ in range(args.repeat):
                 began = time.perf_counter()
-                best._window_body(reader, args.mode, window, limit)
+                best._window_body(reader, args.mode, window, limit, True)
                 walls.append((time.perf_counter() - began) * 1000)
             plan = _plan(reader, args.mode, window, limit)
             sql, sql_args = queries.bestplays_window(args.mode, limit, plan)
@@ -148,6 +159,41 @@ def main() -> None:
             if args.plans:
                 rows = reader.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_args)
                 print("```\n" + "\n".join(row[0] for row in rows) + "\n```")
+
+
+def _timed_refresh(engine: Any, mode: int, list_size: int) -> str:
+    started = time.perf_counter()
+    with Session(engine) as session, session.begin():
+        done = refresh_month_lists(session, mode, list_size, datetime.now(UTC))
+    return (
+        f"{(time.perf_counter() - started) * 1000:.0f} ms ({done.months} months,"
+        f" {done.written} rows written, {done.removed} removed)"
+    )
+
+
+def _refresh_cost(database_url: str, mode: int, list_size: int, plays: int) -> None:
+    """Beat's month-list refresh after `plays` new plays (copies of the newest month's
+    best plays, pp +1, new score ids), then with nothing new, then after deleting them."""
+    engine = create_engine(database_url)
+    print("nothing new:", _timed_refresh(engine, mode, list_size))
+    copy = text(
+        "INSERT INTO hiscores (mode, score_id, user_id, beatmap_id, score, pp, mods, rank,"
+        " score_time, update_time)"
+        " SELECT mode, score_id + 9000000000000, user_id, beatmap_id, score, pp + 1, mods,"
+        " rank, score_time, update_time FROM hiscores WHERE mode = :mode AND score_time >="
+        " (SELECT date_trunc('month', max(score_time), 'UTC') FROM hiscores WHERE mode = :mode)"
+        " AND score_id < 9000000000000 ORDER BY pp DESC LIMIT :n"
+    )
+    with engine.begin() as connection:
+        connection.execute(copy, {"mode": mode, "n": plays})
+    print(f"after {plays} new plays:", _timed_refresh(engine, mode, list_size))
+    print("nothing new:", _timed_refresh(engine, mode, list_size))
+    with engine.begin() as connection:
+        connection.execute(
+            text("DELETE FROM hiscores WHERE mode = :mode AND score_id >= 9000000000000"),
+            {"mode": mode},
+        )
+    print("after deleting them:", _timed_refresh(engine, mode, list_size))
 
 
 def _plan(reader: Reader, mode: int, window: Window, limit: int) -> windows.MonthsPlan:

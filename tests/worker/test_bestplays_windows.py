@@ -354,7 +354,7 @@ def plays_pp(plays: list[dict[str, Any]], position: int) -> float:
     return float(ranked[position - 1]["pp"])
 
 
-def test_month_list_merges_need_no_heavy_slot(
+def test_small_month_list_merges_need_no_heavy_slot(
     db_session: Session, plays: list[dict[str, Any]], database_url: str
 ) -> None:
     best = BestPlays(lambda: SessionReader(db_session))
@@ -367,7 +367,7 @@ def test_month_list_merges_need_no_heavy_slot(
         whole_year = Window(_month(2016, 3), _month(2017, 3) - TICK)
         body = best.body(MODE, whole_year, LIST_SIZE)
         assert orjson.loads(body) == brute_force(plays, whole_year, LIST_SIZE)
-        # More than the lists hold: the year is read from hiscores, which needs the slot.
+        # A body of more than LIGHT_LIMIT plays is heavy work: it needs the slot.
         with pytest.raises(ApiError) as refused:
             best.body(MODE, whole_year, 10_000)
         assert refused.value.status == 503
