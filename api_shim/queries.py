@@ -165,36 +165,17 @@ SKETCH_POSITIONS = (
 )
 
 
-def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tuple[Any, ...]]:
-    """The statement (and its parameters) answering a window from month lists and exact
-    parts, as `plan` splits it (`api_shim.windows`).
-
-    Columns: BEST_PLAY_KEYS values (times printed), then pp, score time in microseconds
-    and score_id: the sort key, for the caller's exactness check
-    (`windows.answer_is_exact`). Exact parts are inlined
-    as one branch each with their own bounds, so the planner picks each one's plan (a time
-    range and a top-N sort) from its size.
-
-    Cost: `cut` is the pp above which the full months' lists are sure to hold `limit`
-    plays, read from each list's SKETCH_POSITIONS (a play at position p guarantees p plays
-    at or above its pp; the running sum over all months in pp order reaches `limit` at
-    `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
-    that stops at its first sketch position below `cut`: about `limit` rows in all,
-    however many months. A partial month's list is read in order until `limit` of its
-    rows fall inside the window. Times are printed for the `limit` winners only. `OFFSET 0`
-    keeps each per-month subquery a separate, parameterized index scan on
-    `bestplays_months_pkey` (mode, month, position): flattened into a join, it was planned
-    from the table's statistics, which are stale right after a large build.
-    """
+def merge_sql(exact_count: int) -> str:
+    """The text of `bestplays_window` with `exact_count` exact parts (`%s` placeholders)."""
     exact_branches = "".join(
         # Constant text (column names and placeholders); every value is bound.
         f" UNION ALL (SELECT {_PLAY_COLUMNS} FROM hiscores"  # noqa: S608
         " WHERE mode = %s AND score_time >= %s AND score_time <= %s"
         " ORDER BY pp DESC, score_time, score_id LIMIT %s)"
-        for _ in plan.exact_parts
+        for _ in range(exact_count)
     )
     listed_columns = ", ".join(f"b.{name}" for name in _PLAY_COLUMNS.split(", "))
-    sql = (
+    return (
         "WITH full_months AS (SELECT unnest(%s::timestamptz[]) AS month),"  # noqa: S608
         " points AS ("
         " SELECT b.month, b.position, b.pp,"
@@ -240,6 +221,49 @@ def bestplays_window(mode: int, limit: int, plan: MonthsPlan) -> tuple[str, tupl
         + ", pp, "
         + _MICROS.format("score_time")
         + ", score_id FROM top ORDER BY pp DESC, score_time, score_id"
+    )
+
+
+def _numbered(sql: str) -> str:
+    """`%s` placeholders as `$1`, `$2`, ... in order (for PREPARE)."""
+    pieces = sql.split("%s")
+    return "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
+
+
+# The merge without exact parts (most light windows), PREPAREd once per connection: its
+# plan is the same nested index scans whatever the months, and planning the statement
+# cost more than running it for a small limit.
+_MERGE_LISTS_ONLY = Prepared(
+    "osutrack_bestplays_merge",
+    _numbered(merge_sql(0)),
+)
+
+
+def bestplays_window(
+    mode: int, limit: int, plan: MonthsPlan
+) -> tuple[str | Prepared, tuple[Any, ...]]:
+    """The statement (and its parameters) answering a window from month lists and exact
+    parts, as `plan` splits it (`api_shim.windows`).
+
+    Columns: BEST_PLAY_KEYS values (times printed), then pp, score time in microseconds
+    and score_id: the sort key, for the caller's exactness check
+    (`windows.answer_is_exact`). Exact parts are inlined
+    as one branch each with their own bounds, so the planner picks each one's plan (a time
+    range and a top-N sort) from its size.
+
+    Cost: `cut` is the pp above which the full months' lists are sure to hold `limit`
+    plays, read from each list's SKETCH_POSITIONS (a play at position p guarantees p plays
+    at or above its pp; the running sum over all months in pp order reaches `limit` at
+    `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
+    that stops at its first sketch position below `cut`: about `limit` rows in all,
+    however many months. A partial month's list is read in order until `limit` of its
+    rows fall inside the window. Times are printed for the `limit` winners only. `OFFSET 0`
+    keeps each per-month subquery a separate, parameterized index scan on
+    `bestplays_months_pkey` (mode, month, position): flattened into a join, it was planned
+    from the table's statistics, which are stale right after a large build.
+    """
+    sql: str | Prepared = (
+        _MERGE_LISTS_ONLY if not plan.exact_parts else merge_sql(len(plan.exact_parts))
     )
     months = [month for month, _, _ in plan.list_parts]
     starts = [lo for _, lo, _ in plan.list_parts]
