@@ -4,9 +4,11 @@ The `bestplays` table changes only when beat rebuilds it, and every rebuild writ
 `bestplays_refreshes.refreshed_at`. So each process keeps, per mode, the table's rows
 already serialized (`TableCopy`), and answers any request the table covers by joining the
 first `limit` serialized rows inside the window: no query beyond the one-row stamp lookup.
-Windows the table does not cover are answered from all hiscores; those bodies are kept in
-a bounded LRU (`BodyCache`) keyed by the rebuild they were computed after, so a new play
-shows up in them within the same refresh period as in the table itself (README).
+Windows the table does not cover are answered from the per-month top lists, with exact
+parts from hiscores where the lists cannot tell (`api_shim.windows`); those bodies are kept
+in a bounded LRU (`BodyCache`) keyed by the rebuild they were computed after (beat rebuilds
+the table and the changed month lists in one transaction), so a new play shows up in them
+within the same refresh period as in the table itself (README).
 """
 
 from __future__ import annotations

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import falcon
 import orjson
 from spectree import Response
 
-from api_shim import params, queries
+from api_shim import params, queries, windows
 from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
@@ -18,6 +21,8 @@ from api_shim.reader import Reader
 from api_shim.respond import send_json
 from api_shim.services import Services
 
+T = TypeVar("T")
+
 NO_PEAK = {
     "best_global_rank": None,
     "best_rank_timestamp": None,
@@ -25,19 +30,34 @@ NO_PEAK = {
     "best_acc_timestamp": None,
 }
 
-# Bodies of windows answered from all hiscores: at most this many, and this many bytes
+# Bodies of windows not answered by the table: at most this many, and this many bytes
 # (a limit=10000 body is about 1.7 MB), per process.
 LIVE_BODIES_MAX_ENTRIES = 256
 LIVE_BODIES_MAX_BYTES = 64 * 1024 * 1024
-# Uncached answers from all hiscores running at once per process, how many more requests
-# may wait for a slot (others get a 503 at once), and how long one waits before a 503:
-# a burst of expensive windows then holds at most LIVE_QUERY_SLOTS + LIVE_QUERY_QUEUE
-# serving threads of a process and one core's worth of queries, so cheap reads (/peak)
-# keep being served.
-LIVE_QUERY_SLOTS = 1
-LIVE_QUERY_QUEUE = 1
-LIVE_QUERY_WAIT_SECONDS = 2.0
+# Heavy work runs one at a time on the whole server: a window body with more than
+# LIGHT_LIMIT plays (its merge, sort and a body of up to 1.7 MB take tens of milliseconds
+# of CPU), a window part of more than HEAVY_EXACT_SPAN of score time read from hiscores,
+# and whole windows from hiscores (before any rebuild, or while month lists are missing).
+# It holds a Postgres advisory lock, so however many API processes there are, at most one
+# core goes to it and cheap reads (/peak, small windows) keep the other: ten clients
+# asking for heavy windows at once no longer take both cores. A request waits at most
+# HEAVY_WAIT_SECONDS for it, then gets a 503 with Retry-After; at most HEAVY_WAITERS
+# threads per process wait or run one (the others get the 503 at once), so a burst cannot
+# take every serving thread either. Heavy statements are cancelled after
+# HEAVY_STATEMENT_TIMEOUT_MS (a 503 as any timeout).
+LIGHT_LIMIT = 1000
+HEAVY_EXACT_SPAN = timedelta(days=2)
+HEAVY_LOCK_KEY = 0x6F73_7574_6263_6B01  # any constant; "osutbck" + 1
+HEAVY_WAITERS = 2
+HEAVY_WAIT_SECONDS = 0.25
+HEAVY_POLL_SECONDS = 0.01
+HEAVY_STATEMENT_TIMEOUT_MS = 3000
 BUSY_MESSAGE = "Too many uncached /bestplays windows at once; retry shortly"
+
+_TAKE_HEAVY = "SELECT pg_try_advisory_lock(%s), set_config('statement_timeout', %s, false)"
+# RESET returns to the connection's own statement_timeout (set at connect).
+_RELEASE_HEAVY = "RESET statement_timeout; SELECT pg_advisory_unlock(%s)"
+_RELEASE_TIMEOUT = "RESET statement_timeout; SELECT 1"
 
 
 def peak(reader: Reader, user_id: int, mode: int) -> dict[str, Any]:
@@ -56,13 +76,19 @@ def live_best_plays(reader: Reader, mode: int, window: params.Window, limit: int
     return orjson.dumps([dict(zip(keys, row, strict=True)) for row in rows])
 
 
+def _month_bound(moment: datetime | None, open_end: str) -> datetime | str:
+    return open_end if moment is None else windows.month_start(moment)
+
+
 class BestPlays:
     """Answers /bestplays bodies: the top plays by pp (pp DESC, score_time, score_id).
 
     The precomputed table (the mode's top BESTPLAYS_TABLE_SIZE hiscores) answers every
-    request it covers (`TableCopy.answer`); other windows run the same order on all
-    hiscores. Both are cached per process until the mode's next rebuild (`bestcache`).
-    Before any rebuild of a mode, every request is answered from hiscores, uncached.
+    request it covers (`TableCopy.answer`); other windows merge the per-month top lists
+    with exact queries for what the lists cannot answer (`api_shim.windows`). Both are
+    cached per process until the mode's next rebuild (`bestcache`), which also rebuilds
+    the lists. Before any rebuild of a mode, every request is answered from hiscores,
+    uncached.
     """
 
     def __init__(self, reader_of: Any) -> None:
@@ -70,14 +96,13 @@ class BestPlays:
         self._tables: dict[int, TableCopy] = {}
         self._load_lock = threading.Lock()
         self._live = BodyCache(LIVE_BODIES_MAX_ENTRIES, LIVE_BODIES_MAX_BYTES)
-        self._live_slots = threading.BoundedSemaphore(LIVE_QUERY_SLOTS)
-        self._live_admitted = threading.BoundedSemaphore(LIVE_QUERY_SLOTS + LIVE_QUERY_QUEUE)
+        self._heavy_admitted = threading.BoundedSemaphore(HEAVY_WAITERS)
 
     def body(self, mode: int, window: params.Window, limit: int) -> bytes:
         reader: Reader = self._reader_of()
         stamp = reader.fetch(queries.BESTPLAYS_STAMP, (mode,))
         if not stamp:
-            return self._live_body(reader, mode, window, limit)
+            return self._heavy(reader, lambda: live_best_plays(reader, mode, window, limit))
         table = self._table(reader, mode, stamp[0][0])
         answer = table.answer(window, limit)
         if answer is not None:
@@ -85,23 +110,73 @@ class BestPlays:
         key = (mode, window.start, window.end, limit, table.refreshed_at)
         body = self._live.get(key)
         if body is None:
-            body = self._live_body(reader, mode, window, limit)
+            if limit > LIGHT_LIMIT:
+                body = self._heavy(
+                    reader, lambda: self._window_body(reader, mode, window, limit, True)
+                )
+            else:
+                body = self._window_body(reader, mode, window, limit, False)
             self._live.put(key, body)
         return body
 
-    def _live_body(self, reader: Reader, mode: int, window: params.Window, limit: int) -> bytes:
-        """`live_best_plays` in one of the process's LIVE_QUERY_SLOTS, else a 503."""
-        if not self._live_admitted.acquire(blocking=False):
+    def _window_body(
+        self, reader: Reader, mode: int, window: params.Window, limit: int, in_slot: bool
+    ) -> bytes:
+        """The window from the month lists, with exact parts where they cannot tell;
+        `in_slot` when the caller already holds the heavy slot."""
+        rows = reader.fetch(
+            queries.BESTPLAYS_MONTHS,
+            (mode, _month_bound(window.start, "-infinity"), _month_bound(window.end, "infinity")),
+        )
+        first, last = rows[0][0], rows[0][1]
+        if first is None:
+            return b"[]"
+        lists = {
+            row[2]: windows.MonthList(
+                row[3], row[4], None if row[5] is None else windows.sort_key(*row[5:8])
+            )
+            for row in rows
+            if row[2] is not None
+        }
+        plan = windows.plan_window(window, limit, (first, last), lists)
+        if plan.unbuilt_months:
+            if in_slot:
+                return live_best_plays(reader, mode, window, limit)
+            return self._heavy(reader, lambda: live_best_plays(reader, mode, window, limit))
+        answer = self._run_plan(reader, mode, limit, plan, in_slot)
+        last_key = windows.sort_key(*answer[-1][8:11]) if answer else None
+        if not windows.answer_is_exact(plan, len(answer), last_key, limit):
+            exact = windows.plan_window(window, limit, (first, last), lists, exact_edges=True)
+            answer = self._run_plan(reader, mode, limit, exact, in_slot)
+        names = queries.BEST_PLAY_KEYS
+        return orjson.dumps([dict(zip(names, row[:8], strict=True)) for row in answer])
+
+    def _run_plan(
+        self, reader: Reader, mode: int, limit: int, plan: windows.MonthsPlan, in_slot: bool
+    ) -> list[tuple[Any, ...]]:
+        sql, args = queries.bestplays_window(mode, limit, plan)
+        if not in_slot and plan.exact_span() > HEAVY_EXACT_SPAN:
+            return self._heavy(reader, lambda: reader.fetch(sql, args))
+        return reader.fetch(sql, args)
+
+    def _heavy(self, reader: Reader, run: Callable[[], T]) -> T:
+        """`run()` holding the server-wide heavy-statement lock, else a 503."""
+        if not self._heavy_admitted.acquire(blocking=False):
             raise ApiError(503, BUSY_MESSAGE, retry_after=1)
         try:
-            if not self._live_slots.acquire(timeout=LIVE_QUERY_WAIT_SECONDS):
-                raise ApiError(503, BUSY_MESSAGE, retry_after=1)
+            deadline = time.monotonic() + HEAVY_WAIT_SECONDS
+            timeout = str(HEAVY_STATEMENT_TIMEOUT_MS)
+            while not reader.fetch(_TAKE_HEAVY, (HEAVY_LOCK_KEY, timeout))[0][0]:
+                if time.monotonic() >= deadline:
+                    reader.fetch(_RELEASE_TIMEOUT, ())
+                    raise ApiError(503, BUSY_MESSAGE, retry_after=1)
+                time.sleep(HEAVY_POLL_SECONDS)
             try:
-                return live_best_plays(reader, mode, window, limit)
+                return run()
             finally:
-                self._live_slots.release()
+                reader.fetch(_RELEASE_HEAVY, (HEAVY_LOCK_KEY,))
         finally:
-            self._live_admitted.release()
+            self._heavy_admitted.release()
 
     def _table(self, reader: Reader, mode: int, refreshed_at: Any) -> TableCopy:
         table = self._tables.get(mode)

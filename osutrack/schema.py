@@ -168,6 +168,51 @@ job_watermarks = Table(
     Column("watermark", DateTime(timezone=True), nullable=False),
 )
 
+# Per mode and calendar month (UTC, by score_time): the month's top plays in /bestplays
+# order (position 1 = best), rebuilt by beat for the months whose hiscores changed
+# (migration 0005). A window is answered by merging the lists of the months it covers.
+bestplays_months = Table(
+    "bestplays_months",
+    metadata,
+    Column("mode", SmallInteger, nullable=False),
+    Column("month", DateTime(timezone=True), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("score_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("beatmap_id", BigInteger, nullable=False),
+    Column("score", BigInteger, nullable=False),
+    Column("pp", Double, nullable=False),
+    Column("mods", BigInteger, nullable=False),
+    Column("rank", String(4), nullable=False),
+    Column("score_time", DateTime(timezone=True), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("mode", "month", "position", name="bestplays_months_pkey"),
+)
+
+# One row per built month list; a list with fewer rows than `list_size` holds every play
+# of its month. A month without a row is not built yet.
+bestplays_month_lists = Table(
+    "bestplays_month_lists",
+    metadata,
+    Column("mode", SmallInteger, nullable=False),
+    Column("month", DateTime(timezone=True), nullable=False),
+    Column("built_at", DateTime(timezone=True), nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("list_size", Integer, nullable=False),
+    PrimaryKeyConstraint("mode", "month", name="bestplays_month_lists_pkey"),
+)
+
+# Months whose hiscores changed since their list was built: appended by statement-level
+# triggers on `hiscores` (one row per month and writing transaction), consumed by beat.
+bestplays_month_changes = Table(
+    "bestplays_month_changes",
+    metadata,
+    Column("mode", SmallInteger, nullable=False),
+    Column("month", DateTime(timezone=True), nullable=False),
+    Column("txid", BigInteger, nullable=False),
+    PrimaryKeyConstraint("mode", "month", "txid", name="bestplays_month_changes_pkey"),
+)
+
 # Jobs whose writes are committed, with the diff body they returned. The row is written in
 # the same transaction as the update's data, so a redelivered job finds it and only
 # republishes the stored result: the job id is the update's idempotency key.
@@ -198,6 +243,9 @@ refresh_schedule = Table(
 
 __all__ = [
     "bestplays",
+    "bestplays_month_changes",
+    "bestplays_month_lists",
+    "bestplays_months",
     "bestplays_refreshes",
     "finished_updates",
     "hiscores",

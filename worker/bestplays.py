@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -83,3 +84,133 @@ def refresh_bestplays(session: Session, mode: int, table_size: int, now: datetim
         )
     )
     return row_count
+
+
+# Months with no list yet that one refresh builds at most (newest first): the first build
+# of a large database is spread over a few runs, each a bounded transaction, and readers
+# answer a month without a list from hiscores until then.
+MONTHS_BUILT_PER_REFRESH = 24
+
+# One statement, so one snapshot: it consumes the change-log rows that snapshot sees and
+# rebuilds their months from hiscores as that same snapshot sees them, so a change whose
+# writer commits later keeps its log row for the next run (`bestplays_month_changes`).
+# Targets: months with logged changes, plus months inside the mode's span of score times
+# that have no list yet. Each target month is ranked from `hiscores_mode_time_cover` (the
+# month's plays, then a top-N sort); like the table, only positions whose play changed are
+# written and positions past the new end deleted. A month left without plays keeps an
+# empty list row (built, nothing in it). Month arithmetic is done in UTC, whatever the
+# session's time zone.
+_REFRESH_MONTHS = text(
+    """
+    WITH changed AS (
+        DELETE FROM bestplays_month_changes WHERE mode = :mode RETURNING month
+    ),
+    span AS (
+        SELECT date_trunc('month', min(score_time), 'UTC') AS first,
+               date_trunc('month', max(score_time), 'UTC') AS last
+        FROM hiscores WHERE mode = :mode
+    ),
+    unbuilt AS (
+        SELECT g.local AT TIME ZONE 'UTC' AS month
+        FROM span, generate_series(span.first AT TIME ZONE 'UTC', span.last AT TIME ZONE 'UTC',
+                                   interval '1 month') AS g(local)
+        WHERE NOT EXISTS (SELECT 1 FROM bestplays_month_lists l
+                          WHERE l.mode = :mode AND l.month = g.local AT TIME ZONE 'UTC')
+        ORDER BY 1 DESC
+        LIMIT :max_new
+    ),
+    targets AS (
+        SELECT month FROM changed UNION SELECT month FROM unbuilt
+    ),
+    fresh AS (
+        SELECT t.month,
+               row_number() OVER (PARTITION BY t.month
+                                  ORDER BY h.pp DESC, h.score_time, h.score_id)::int AS position,
+               h.score_id, h.user_id, h.beatmap_id, h.score, h.pp, h.mods, h.rank,
+               h.score_time, h.update_time
+        FROM targets t
+        CROSS JOIN LATERAL (
+            SELECT score_id, user_id, beatmap_id, score, pp, mods, rank, score_time,
+                   update_time
+            FROM hiscores
+            WHERE mode = :mode AND score_time >= t.month
+              AND score_time < (t.month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC'
+            ORDER BY pp DESC, score_time, score_id LIMIT :size
+        ) AS h
+    ),
+    counts AS (
+        SELECT t.month, count(f.position)::int AS row_count
+        FROM targets t LEFT JOIN fresh f ON f.month = t.month
+        GROUP BY t.month
+    ),
+    written AS (
+        INSERT INTO bestplays_months AS b (mode, month, position, score_id, user_id,
+                                           beatmap_id, score, pp, mods, rank, score_time,
+                                           update_time)
+        SELECT :mode, month, position, score_id, user_id, beatmap_id, score, pp, mods, rank,
+               score_time, update_time
+        FROM fresh
+        ON CONFLICT (mode, month, position) DO UPDATE SET
+            score_id = excluded.score_id, user_id = excluded.user_id,
+            beatmap_id = excluded.beatmap_id, score = excluded.score, pp = excluded.pp,
+            mods = excluded.mods, rank = excluded.rank, score_time = excluded.score_time,
+            update_time = excluded.update_time
+        WHERE (b.score_id, b.user_id, b.beatmap_id, b.score, b.pp, b.mods, b.rank,
+               b.score_time, b.update_time)
+              IS DISTINCT FROM
+              (excluded.score_id, excluded.user_id, excluded.beatmap_id, excluded.score,
+               excluded.pp, excluded.mods, excluded.rank, excluded.score_time,
+               excluded.update_time)
+        RETURNING 1
+    ),
+    removed AS (
+        DELETE FROM bestplays_months b USING counts c
+        WHERE b.mode = :mode AND b.month = c.month AND b.position > c.row_count
+        RETURNING 1
+    ),
+    listed AS (
+        INSERT INTO bestplays_month_lists AS l (mode, month, built_at, row_count, list_size)
+        SELECT :mode, month, :now, row_count, :size FROM counts
+        ON CONFLICT (mode, month) DO UPDATE SET
+            built_at = excluded.built_at, row_count = excluded.row_count,
+            list_size = excluded.list_size
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM counts), (SELECT count(*) FROM written),
+           (SELECT count(*) FROM removed), (SELECT count(*) FROM listed)
+    """
+)
+
+
+@dataclass(frozen=True)
+class MonthRefresh:
+    """What one refresh of the month lists did: months rebuilt, list rows written/removed."""
+
+    months: int
+    written: int
+    removed: int
+
+
+def refresh_month_lists(
+    session: Session,
+    mode: int,
+    list_size: int,
+    now: datetime,
+    max_new_months: int = MONTHS_BUILT_PER_REFRESH,
+) -> MonthRefresh:
+    """Rebuild the month lists of one mode that changed or were never built, in the
+    caller's transaction.
+
+    Cost is proportional to what changed: only months whose hiscores were inserted,
+    updated (pp) or deleted since the last run (the trigger log), plus at most
+    `max_new_months` never-built months, are ranked again, each one from its own month of
+    score times. A play that left hiscores (a deleted user) or changed pp leaves or moves
+    in its month's list at the next run. Readers see the old or the new lists (one
+    statement, MVCC) and wait for no lock; until the next run a list is the month as of
+    the previous one.
+    """
+    counts = session.execute(
+        _REFRESH_MONTHS,
+        {"mode": mode, "size": list_size, "now": now, "max_new": max_new_months},
+    ).one()
+    return MonthRefresh(months=int(counts[0]), written=int(counts[1]), removed=int(counts[2]))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from osutrack import jobs, metrics
 from osutrack.jobs import REFRESH_QUEUE
 from worker.app import app
-from worker.bestplays import MODES, refresh_bestplays
+from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
 from worker.db import session_scope
 from worker.logcontext import log_context
 from worker.peaks import recompute_changed_peaks
@@ -179,17 +179,21 @@ def refresh_users_task(user_modes: list[list[int]]) -> None:
 
 @app.task(name="osutrack.refresh_bestplays", ignore_result=True, acks_late=False)
 def refresh_bestplays_task() -> None:
-    """Rebuild every mode's bestplays table (one transaction per mode)."""
+    """Rebuild every mode's bestplays table and its changed month lists (one transaction
+    per mode, so readers see a mode's table, lists and stamp move together)."""
     rt = runtime()
     # One refresh at a time even if beat fires again while a slow one runs.
     with rt.redis.lock("osutrack:lock:bestplays", timeout=300, blocking_timeout=0) as held:
         if not held:
             return
+        size = rt.settings.bestplays_table_size
         for mode in MODES:
             with session_scope(rt.engine) as session:
-                refresh_bestplays(
-                    session, mode, rt.settings.bestplays_table_size, datetime.now(UTC)
-                )
+                now = datetime.now(UTC)
+                months = refresh_month_lists(session, mode, size, now)
+                refresh_bestplays(session, mode, size, now)
+            if months.months:
+                log.info("mode %d: rebuilt %d month lists", mode, months.months)
 
 
 @app.task(name="osutrack.recompute_peaks", ignore_result=True, acks_late=False)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
+import psycopg2
 import pytest
 
-from api_shim import rankings
+from api_shim import queries, rankings
 from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.errors import ApiError
 from api_shim.params import Window
-from api_shim.reader import Prepared, libpq_dsn
+from api_shim.reader import Prepared, Reader, libpq_dsn
 
 KEYS = ("user", "pp")
 
@@ -88,29 +90,66 @@ def test_libpq_dsn_drops_the_driver_and_keeps_credentials() -> None:
     assert libpq_dsn(url) == "postgresql://user:secret@127.0.0.1:5432/osutrack"
 
 
-class _NoTableReader:
-    """No rebuild yet (empty stamp), and no hiscores: every answer is computed live."""
+class _NoStampReader:
+    """A real read connection, but no rebuild yet: every answer is a heavy statement."""
 
-    def fetch(self, sql: object, args: object) -> list[tuple[object, ...]]:
-        return []
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def fetch(self, sql: str | Prepared, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if sql is queries.BESTPLAYS_STAMP:
+            return []
+        return self._reader.fetch(sql, args)
 
 
-def test_uncached_windows_beyond_the_slots_are_refused_with_503() -> None:
+NO_PLAYS = Window(datetime(1990, 1, 1, tzinfo=UTC), datetime(1990, 3, 1, tzinfo=UTC))
+
+
+def test_heavy_statements_take_one_slot_for_the_whole_server(database_url: str) -> None:
+    reader = Reader(database_url, 5000)
+    best = rankings.BestPlays(lambda: _NoStampReader(reader))
+    assert best.body(0, NO_PLAYS, 10) == b"[]"
+    # The heavy statement's own timeout is undone afterwards.
+    assert reader.fetch("SHOW statement_timeout", ()) == [("5s",)]
+    # Another API process (another connection) holds the slot: refused after a short wait.
+    holder = psycopg2.connect(libpq_dsn(database_url))
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (rankings.HEAVY_LOCK_KEY,))
+        with pytest.raises(ApiError) as refused:
+            best.body(0, NO_PLAYS, 10)
+        assert (refused.value.status, refused.value.retry_after) == (503, 1)
+        assert reader.fetch("SHOW statement_timeout", ()) == [("5s",)]
+    finally:
+        holder.close()
+    assert best.body(0, NO_PLAYS, 10) == b"[]"
+    # The slot was released after each statement: another connection can take it.
+    other = Reader(database_url, 5000)
+    assert other.fetch("SELECT pg_try_advisory_lock(%s)", (rankings.HEAVY_LOCK_KEY,)) == [(True,)]
+    other.fetch("SELECT pg_advisory_unlock(%s)", (rankings.HEAVY_LOCK_KEY,))
+
+
+def test_heavy_requests_beyond_the_waiters_are_refused_at_once() -> None:
     best = rankings.BestPlays(_NoTableReader)
-    assert best.body(0, Window(), 10) == b"[]"
-    for _ in range(rankings.LIVE_QUERY_SLOTS):
-        best._live_slots.acquire()
+    for _ in range(rankings.HEAVY_WAITERS):
+        best._heavy_admitted.acquire()
     with pytest.raises(ApiError) as refused:
         best.body(0, Window(), 10)
     assert (refused.value.status, refused.value.retry_after) == (503, 1)
-    # Beyond the queue a request is refused without waiting.
-    for _ in range(rankings.LIVE_QUERY_SLOTS + rankings.LIVE_QUERY_QUEUE):
-        best._live_admitted.acquire()
-    started = time.monotonic()
-    with pytest.raises(ApiError):
-        best.body(0, Window(), 10)
-    assert time.monotonic() - started < rankings.LIVE_QUERY_WAIT_SECONDS
-    for _ in range(rankings.LIVE_QUERY_SLOTS + rankings.LIVE_QUERY_QUEUE):
-        best._live_admitted.release()
-    best._live_slots.release()
+    for _ in range(rankings.HEAVY_WAITERS):
+        best._heavy_admitted.release()
+
+
+class _NoTableReader:
+    """No rebuild yet (empty stamp), and no hiscores; the slot is always free."""
+
+    def fetch(self, sql: object, args: object) -> list[tuple[object, ...]]:
+        if isinstance(sql, str) and "pg_try_advisory_lock" in sql:
+            return [(True, "3000")]
+        return []
+
+
+def test_without_a_rebuild_answers_are_computed_in_the_slot() -> None:
+    best = rankings.BestPlays(_NoTableReader)
     assert best.body(0, Window(), 10) == b"[]"

@@ -2,7 +2,8 @@
 
 Runs the shim's own statements (`api_shim.queries`) and its table cache
 (`api_shim.rankings.BestPlays`) inside the test's transaction, against a precomputed table
-much smaller than the data, so windows are answered both from the table and from hiscores.
+and per-month lists much smaller than the data, so windows are answered from the table,
+from merged month lists, from hiscores, and from mixes of lists and exact edge parts.
 """
 
 from __future__ import annotations
@@ -14,20 +15,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from api_shim.errors import ApiError
 from api_shim.params import Window
-from api_shim.rankings import BestPlays
-from api_shim.reader import Prepared
+from api_shim.rankings import HEAVY_LOCK_KEY, BestPlays
+from api_shim.reader import Prepared, libpq_dsn
 from osutrack.schema import hiscores
 from osutrack.timefmt import iso_z
-from worker.bestplays import refresh_bestplays
+from worker.bestplays import refresh_bestplays, refresh_month_lists
 
 MODE = 2
 TABLE_SIZE = 60
+# Months hold about 16 plays each: lists of 8 leave most months incomplete (exact only down
+# to their cut-off), a few complete.
+LIST_SIZE = 8
 START = datetime(2016, 1, 1, tzinfo=UTC)
+# No play is dated in this month: an empty month inside the data's span.
+EMPTY_MONTH = datetime(2016, 5, 1, tzinfo=UTC)
 
 
 class SessionReader:
@@ -37,8 +45,13 @@ class SessionReader:
         self._session = session
 
     def fetch(self, sql: str | Prepared, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        text = re.sub(r"\$\d+", "%s", sql.sql) if isinstance(sql, Prepared) else sql
-        result = self._session.connection().exec_driver_sql(text, tuple(args))
+        if isinstance(sql, Prepared):
+            # `$n` may repeat: bind by name.
+            text = re.sub(r"\$(\d+)", r"%(p\1)s", sql.sql)
+            named = {f"p{n}": value for n, value in enumerate(args, start=1)}
+            result = self._session.connection().exec_driver_sql(text, named)
+        else:
+            result = self._session.connection().exec_driver_sql(sql, tuple(args))
         return [tuple(row) for row in result]
 
 
@@ -52,6 +65,8 @@ def plays(db_session: Session) -> list[dict[str, Any]]:
     rows = []
     for score_id in range(1, 401):
         moment = START + timedelta(days=rng.randint(0, 730), microseconds=rng.choice([0, 999_999]))
+        if EMPTY_MONTH <= moment < datetime(2016, 6, 1, tzinfo=UTC):
+            moment += timedelta(days=31)
         rows.append(
             {
                 "mode": MODE,
@@ -68,8 +83,16 @@ def plays(db_session: Session) -> list[dict[str, Any]]:
         )
     unique = {row["score_id"]: row for row in rows}
     db_session.execute(hiscores.insert(), list(unique.values()))
-    refresh_bestplays(db_session, MODE, TABLE_SIZE, datetime.now(UTC))
+    rebuild(db_session)
     return list(unique.values())
+
+
+def rebuild(db_session: Session, max_new_months: int = 1000) -> int:
+    """Beat's refresh of the mode: month lists then table; the months rebuilt."""
+    now = datetime.now(UTC)
+    done = refresh_month_lists(db_session, MODE, LIST_SIZE, now, max_new_months)
+    refresh_bestplays(db_session, MODE, TABLE_SIZE, now)
+    return done.months
 
 
 def brute_force(plays: list[dict[str, Any]], window: Window, limit: int) -> list[Any]:
@@ -95,30 +118,167 @@ def brute_force(plays: list[dict[str, Any]], window: Window, limit: int) -> list
     ]
 
 
+def _month(year: int, month: int) -> datetime:
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+TICK = timedelta(microseconds=1)
+
+# Windows on month boundaries: whole months, one month, across boundaries by a microsecond,
+# inside one month, the empty month, and windows reaching past the data.
+BOUNDARY_WINDOWS = [
+    Window(_month(2016, 3), _month(2016, 4) - TICK),
+    Window(_month(2016, 3), _month(2017, 3) - TICK),
+    Window(_month(2016, 3) - TICK, _month(2016, 4)),
+    Window(_month(2016, 3) + TICK, _month(2016, 4) - 2 * TICK),
+    Window(_month(2016, 7) + timedelta(days=3), _month(2016, 7) + timedelta(days=20)),
+    Window(_month(2016, 7) + timedelta(days=12), _month(2016, 9) + timedelta(days=2)),
+    Window(EMPTY_MONTH, _month(2016, 6) - TICK),
+    Window(EMPTY_MONTH + timedelta(days=4), _month(2016, 6) + timedelta(days=4)),
+    Window(_month(2016, 4), _month(2016, 7) - TICK),
+    Window(_month(2015, 11), _month(2016, 2) - TICK),
+    Window(_month(2017, 10), _month(2018, 6)),
+    Window(start=_month(2017, 6)),
+    Window(end=_month(2016, 9) - TICK),
+    Window(_month(2014, 1), _month(2015, 1)),
+]
+
+
 def _windows(rng: random.Random) -> list[Window]:
     windows = [Window(), Window(start=START + timedelta(days=700)), Window(end=START)]
+    windows += BOUNDARY_WINDOWS
     for _ in range(40):
         a = START + timedelta(days=rng.randint(-10, 740), seconds=rng.choice([0, 86399]))
-        b = a + timedelta(days=rng.choice([0, 1, 30, 365, 900]))
+        b = a + timedelta(days=rng.choice([0, 1, 30, 45, 65, 365, 900]))
         windows.append(Window(a, b))
     return windows
 
 
-def test_every_window_and_limit_matches_brute_force(
-    db_session: Session, plays: list[dict[str, Any]]
-) -> None:
+def assert_every_window_matches(db_session: Session, plays: list[dict[str, Any]]) -> int:
+    """Every window and limit against brute force; how many the table answered."""
     best = BestPlays(lambda: SessionReader(db_session))
     rng = random.Random(11)
     answered_from_table = 0
     for window in _windows(rng):
-        for limit in (1, 7, TABLE_SIZE, TABLE_SIZE + 1, 10_000):
+        for limit in (1, 7, LIST_SIZE, LIST_SIZE + 1, TABLE_SIZE, TABLE_SIZE + 1, 10_000):
             expected = brute_force(plays, window, limit)
             # Twice: the second answer comes from the per-process caches.
             for _ in range(2):
                 assert orjson.loads(best.body(MODE, window, limit)) == expected, (window, limit)
             table = best._tables[MODE]
             answered_from_table += table.answer(window, limit) is not None
-    assert answered_from_table > 0
+    return answered_from_table
+
+
+def test_every_window_and_limit_matches_brute_force(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    assert assert_every_window_matches(db_session, plays) > 0
+
+
+def test_months_not_built_yet_are_answered_from_hiscores(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    db_session.execute(sa.text("DELETE FROM bestplays_month_lists WHERE mode = :m"), {"m": MODE})
+    db_session.execute(sa.text("DELETE FROM bestplays_months WHERE mode = :m"), {"m": MODE})
+    # The first build, spread over runs: 5 months (the newest) now, the rest never.
+    assert rebuild(db_session, max_new_months=5) == 5
+    built = _month_lists(db_session)
+    assert len(built) == 5
+    assert max(built) == max(month_of(row) for row in plays)
+    assert_every_window_matches(db_session, plays)
+
+
+def month_of(row: dict[str, Any]) -> datetime:
+    moment = row["score_time"]
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def _month_lists(db_session: Session) -> dict[datetime, int]:
+    rows = db_session.execute(
+        sa.text("SELECT month, row_count FROM bestplays_month_lists WHERE mode = :m"),
+        {"m": MODE},
+    )
+    return {row.month: row.row_count for row in rows}
+
+
+def _list_rows(db_session: Session) -> dict[tuple[datetime, int], tuple[str, int]]:
+    rows = db_session.execute(
+        sa.text(
+            "SELECT month, position, ctid::text, score_id FROM bestplays_months WHERE mode = :m"
+        ),
+        {"m": MODE},
+    )
+    return {(row.month, row.position): (row.ctid, row.score_id) for row in rows}
+
+
+def test_month_lists_hold_each_months_top_plays(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    lists = _month_lists(db_session)
+    months = {month_of(row) for row in plays}
+    # Every month of the span is built, the empty one with no rows.
+    assert EMPTY_MONTH not in months
+    assert lists[EMPTY_MONTH] == 0
+    assert set(lists) == months | {EMPTY_MONTH}
+    stored = _list_rows(db_session)
+    for month in months:
+        inside = Window(month, (month + timedelta(days=32)).replace(day=1) - TICK)
+        expected = [row["score_id"] for row in _ranked(plays, inside)][:LIST_SIZE]
+        assert lists[month] == len(expected)
+        assert [stored[(month, p)][1] for p in range(1, len(expected) + 1)] == expected
+
+
+def _ranked(plays: list[dict[str, Any]], window: Window) -> list[dict[str, Any]]:
+    inside = [
+        row
+        for row in plays
+        if (window.start is None or row["score_time"] >= window.start)
+        and (window.end is None or row["score_time"] <= window.end)
+    ]
+    return sorted(inside, key=lambda row: (-row["pp"], row["score_time"], row["score_id"]))
+
+
+def test_stale_month_lists_are_rebuilt_for_the_months_that_changed_only(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    before = _list_rows(db_session)
+    assert rebuild(db_session) == 0, "nothing changed: no month is ranked again"
+    assert _list_rows(db_session) == before
+    ranked = _ranked(plays, Window())
+    # Three months change: a new best play in one, the best play of another deleted (a
+    # deleted user), and a pp change (a rework) in a third.
+    newcomer = dict(ranked[0], score_id=888_888, pp=ranked[0]["pp"] + 1)
+    deleted = next(row for row in ranked if month_of(row) != month_of(newcomer))
+    reworked = next(
+        row for row in ranked if month_of(row) not in (month_of(newcomer), month_of(deleted))
+    )
+    db_session.execute(hiscores.insert(), [newcomer])
+    db_session.execute(
+        hiscores.delete().where(hiscores.c.mode == MODE, hiscores.c.score_id == deleted["score_id"])
+    )
+    db_session.execute(
+        hiscores.update()
+        .where(hiscores.c.mode == MODE, hiscores.c.score_id == reworked["score_id"])
+        .values(pp=1.0)
+    )
+    changed = {month_of(newcomer), month_of(deleted), month_of(reworked)}
+    # Until the next refresh the lists are the months as of the previous one.
+    assert _list_rows(db_session) == before
+    assert rebuild(db_session) == 3
+    after = _list_rows(db_session)
+    assert {key: value for key, value in after.items() if key[0] not in changed} == {
+        key: value for key, value in before.items() if key[0] not in changed
+    }
+    assert after[(month_of(newcomer), 1)][1] == 888_888
+    listed = {score_id for _, score_id in after.values()}
+    assert deleted["score_id"] not in listed
+    current = [
+        *(row for row in plays if row["score_id"] != deleted["score_id"] and row is not reworked),
+        newcomer,
+        dict(reworked, pp=1.0),
+    ]
+    assert_every_window_matches(db_session, current)
 
 
 def test_without_a_rebuild_hiscores_answer(db_session: Session) -> None:
@@ -192,3 +352,27 @@ def test_a_refresh_rewrites_only_the_positions_that_changed(
 def plays_pp(plays: list[dict[str, Any]], position: int) -> float:
     ranked = sorted(plays, key=lambda row: (-row["pp"], row["score_time"], row["score_id"]))
     return float(ranked[position - 1]["pp"])
+
+
+def test_small_month_list_merges_need_no_heavy_slot(
+    db_session: Session, plays: list[dict[str, Any]], database_url: str
+) -> None:
+    best = BestPlays(lambda: SessionReader(db_session))
+    holder = psycopg2.connect(libpq_dsn(database_url))
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (HEAVY_LOCK_KEY,))
+        # Whole months whose lists hold `limit` rows each: a merge of lists only.
+        whole_year = Window(_month(2016, 3), _month(2017, 3) - TICK)
+        body = best.body(MODE, whole_year, LIST_SIZE)
+        assert orjson.loads(body) == brute_force(plays, whole_year, LIST_SIZE)
+        # A body of more than LIGHT_LIMIT plays is heavy work: it needs the slot.
+        with pytest.raises(ApiError) as refused:
+            best.body(MODE, whole_year, 10_000)
+        assert refused.value.status == 503
+    finally:
+        holder.close()
+    assert orjson.loads(best.body(MODE, whole_year, 10_000)) == brute_force(
+        plays, whole_year, 10_000
+    )
