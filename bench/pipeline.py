@@ -9,8 +9,9 @@ off (`RATE_LIMIT_UPDATE=off`, `RATE_LIMIT_READ=off`). Each phase posts `--update
 of distinct new players (8 client threads, `wait=0`), polls their jobs (oldest first, every
 20 ms) until every one is finished (or failed), and reports updates/s from the first POST
 to the last finish, and CPU milliseconds per update of the worker (user + system time of
-the Celery process and its children, from /proc, over the phase), of the API and of the
-simulator.
+the Celery process and its children, from /proc, over the phase), of the API, of the
+simulator, of Postgres (the postmaster and the backends alive at the end of the phase) and
+of Redis.
 
 Phases: zero simulator latency with each `--concurrency` (worker processes, default 1,2);
 then with `PUT /_sim/latency?ms=100`, one worker at each `--latency-concurrency`.
@@ -31,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import redis
 import requests
 
 from bench.scale_support import (
@@ -89,6 +91,16 @@ def _post(session: requests.Session, api: str, user: int) -> str:
     answer = session.post(f"{api}/update", params={"user": user, "mode": 0, "wait": 0}, timeout=30)
     answer.raise_for_status()
     return str(answer.json()["job_id"])
+
+
+def _postmaster_pid(pgdata: Path) -> int:
+    # The first line of postmaster.pid; its children are the backends and helpers.
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def _redis_pid(url: str) -> int:
+    info: dict[str, Any] = redis.Redis.from_url(url).info("server")  # type: ignore[assignment]
+    return int(info["process_id"])
 
 
 def _cpu(pid: int) -> float:
@@ -174,10 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             spawn_env = child_env(env)
             subprocess.run(migrate_command(), env=spawn_env, check=True)
             with running_api(env, root / "api.log") as api:
+                service_pids = {
+                    "api": api.pid,
+                    "simulator": sim_pid,
+                    "postgres": _postmaster_pid(pg.pgdata),
+                    "redis": _redis_pid(rd.url),
+                }
                 for concurrency in _counts(args.concurrency):
                     log = root / f"worker_{concurrency}.log"
                     with worker(env, concurrency, log) as pid:
-                        pids = {"worker": pid, "api": api.pid, "simulator": sim_pid}
+                        pids = {"worker": pid, **service_pids}
                         phase(api.base_url, pids, 20)
                         result = phase(api.base_url, pids, args.updates)
                     rows.append((f"latency 0 ms, {concurrency} worker process(es)", result))
@@ -186,20 +204,21 @@ def main(argv: list[str] | None = None) -> int:
                 for concurrency in _counts(args.latency_concurrency):
                     log = root / f"worker_lat_{concurrency}.log"
                     with worker(env, concurrency, log) as pid:
-                        pids = {"worker": pid, "api": api.pid, "simulator": sim_pid}
+                        pids = {"worker": pid, **service_pids}
                         result = phase(api.base_url, pids, args.latency_updates)
                     rows.append((f"latency 100 ms, {concurrency} worker process(es)", result))
                     print(rows[-1], file=sys.stderr, flush=True)
     print(
         "| phase | updates | failed | seconds | updates/s | CPU ms/update: worker"
-        " | API | simulator | peak RSS of a worker process (MiB) |"
+        " | API | simulator | Postgres | Redis | peak RSS of a worker process (MiB) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
         print(
             f"| {name} | {r['finished_or_failed']}/{r['updates']} | {r['failed']} | "
             f"{r['seconds']} | {r['updates_per_s']} | {r['worker_cpu_ms_per_update']} | "
             f"{r['api_cpu_ms_per_update']} | {r['simulator_cpu_ms_per_update']} | "
+            f"{r['postgres_cpu_ms_per_update']} | {r['redis_cpu_ms_per_update']} | "
             f"{r['worker_peak_rss_mib']} |"
         )
     return 0
