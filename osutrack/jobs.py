@@ -101,6 +101,25 @@ def _optional_int(raw: str | None) -> int | None:
 def read_job(client: redis.Redis, job_id: str) -> JobState | None:
     """The job's current state, or None if no such job is known (or it expired)."""
     fields: dict[str, str] = client.hgetall(job_key(job_id))  # type: ignore[assignment]
+    return _state_of(job_id, fields)
+
+
+def count_delivery(
+    client: redis.Redis, job_id: str, counter_key: str, counter_ttl_seconds: int
+) -> tuple[JobState | None, int]:
+    """Add one to the delivery counter `counter_key` and read the job, in one round trip.
+
+    Returns the job's state (None if unknown or expired) and the count after this delivery.
+    """
+    pipe = client.pipeline(transaction=True)
+    pipe.incr(counter_key)
+    pipe.expire(counter_key, counter_ttl_seconds)
+    pipe.hgetall(job_key(job_id))
+    deliveries, _, fields = pipe.execute()
+    return _state_of(job_id, fields), int(deliveries)
+
+
+def _state_of(job_id: str, fields: dict[str, str]) -> JobState | None:
     if not fields:
         return None
     result = fields.get("result")
@@ -168,11 +187,18 @@ def abandon_job(client: redis.Redis, job_id: str, user_id: int, mode: int) -> No
     client.delete(job_key(job_id))
 
 
+# One round trip: the state is only marked if it still exists (it may have expired).
+_MARK_RUNNING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'started_at', ARGV[2])
+end
+return 0
+"""
+
+
 def mark_running(client: redis.Redis, job_id: str) -> None:
     """Record that a worker picked the job up (a no-op if the job state expired)."""
-    key = job_key(job_id)
-    if client.exists(key):
-        client.hset(key, mapping={"status": RUNNING, "started_at": repr(time.time())})
+    client.eval(_MARK_RUNNING, 1, job_key(job_id), RUNNING, repr(time.time()))
 
 
 # Compare-and-delete: only the job that owns the in-flight marker may clear it, so a late
@@ -213,8 +239,10 @@ def _complete(
     pipe.delete(done_key(job_id))
     pipe.lpush(done_key(job_id), "1")
     pipe.expire(done_key(job_id), DONE_SIGNAL_TTL_SECONDS)
+    # Released in the same round trip, after the state is final: a request that comes in
+    # once the marker is gone finds this job terminal and starts a new one.
+    pipe.eval(_RELEASE_INFLIGHT, 1, inflight_key(user_id, mode), job_id)
     pipe.execute()
-    _release_inflight(client, job_id, user_id, mode)
 
 
 def finish_job(

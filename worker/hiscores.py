@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from osutrack.schema import hiscores
@@ -72,25 +72,41 @@ def known_score_ids(session: Session, user_id: int, mode: int) -> set[int]:
 
 
 # All of a player's fetched plays in one statement and one round trip: the rows travel as
-# arrays and are unnested server-side. Constant text, so nothing is compiled per update
-# (building `.values(rows)` compiled a 100-row statement each time, about 30 ms of CPU,
-# and executemany sent 100 statements). A play seen before keeps its row and only gets
-# its current pp; an unchanged row is not rewritten (no dead tuple).
-_UPSERT_HISCORES = text(
-    """
+# arrays and are unnested server-side. Constant raw SQL (psycopg2 pyformat), so nothing is
+# compiled per update (building `.values(rows)` compiled a 100-row statement each time,
+# about 30 ms of CPU, and executemany sent 100 statements); `worker.updates.store_update`
+# sends it in one batch with the update's other writes. A play seen before keeps its row
+# and only gets its current pp; an unchanged row is not rewritten (no dead tuple).
+UPSERT_HISCORES_SQL = """
     INSERT INTO hiscores (mode, score_id, user_id, beatmap_id, score, pp, mods, rank,
                           score_time, update_time)
-    SELECT :mode, play.score_id, :user_id, play.beatmap_id, play.score, play.pp, play.mods,
-           play.rank, play.score_time, :now
-    FROM unnest(CAST(:score_ids AS bigint[]), CAST(:beatmap_ids AS bigint[]),
-                CAST(:scores AS bigint[]), CAST(:pps AS double precision[]),
-                CAST(:mods AS bigint[]), CAST(:ranks AS text[]),
-                CAST(:score_times AS timestamptz[]))
+    SELECT %(mode)s, play.score_id, %(user_id)s, play.beatmap_id, play.score, play.pp,
+           play.mods, play.rank, play.score_time, %(now)s
+    FROM unnest(CAST(%(score_ids)s AS bigint[]), CAST(%(beatmap_ids)s AS bigint[]),
+                CAST(%(scores)s AS bigint[]), CAST(%(pps)s AS double precision[]),
+                CAST(%(mods)s AS bigint[]), CAST(%(ranks)s AS text[]),
+                CAST(%(score_times)s AS timestamptz[]))
          AS play(score_id, beatmap_id, score, pp, mods, rank, score_time)
     ON CONFLICT (mode, score_id) DO UPDATE SET pp = EXCLUDED.pp
     WHERE hiscores.pp IS DISTINCT FROM EXCLUDED.pp
-    """
-)
+"""
+
+
+def hiscores_params(top_plays: list[TopPlay]) -> dict[str, Any] | None:
+    """The array parameters of `UPSERT_HISCORES_SQL` (besides mode, user_id and now) for
+    every play not on beatmap 0, or None when there is nothing to store."""
+    plays = [play for play in top_plays if play.beatmap_id != 0]
+    if not plays:
+        return None
+    return {
+        "score_ids": [play.score_id for play in plays],
+        "beatmap_ids": [play.beatmap_id for play in plays],
+        "scores": [play.score for play in plays],
+        "pps": [play.pp for play in plays],
+        "mods": [play.enabled_mods for play in plays],
+        "ranks": [play.rank for play in plays],
+        "score_times": [play.score_time for play in plays],
+    }
 
 
 def record_hiscores(
@@ -101,21 +117,9 @@ def record_hiscores(
     Keyed by (mode, score_id), so a redelivered update writes nothing twice. `update_time`
     stays the time the play was first recorded.
     """
-    plays = [play for play in top_plays if play.beatmap_id != 0]
-    if not plays:
+    params = hiscores_params(top_plays)
+    if params is None:
         return
-    session.execute(
-        _UPSERT_HISCORES,
-        {
-            "mode": mode,
-            "user_id": user_id,
-            "now": now,
-            "score_ids": [play.score_id for play in plays],
-            "beatmap_ids": [play.beatmap_id for play in plays],
-            "scores": [play.score for play in plays],
-            "pps": [play.pp for play in plays],
-            "mods": [play.enabled_mods for play in plays],
-            "ranks": [play.rank for play in plays],
-            "score_times": [play.score_time for play in plays],
-        },
+    session.connection().exec_driver_sql(
+        UPSERT_HISCORES_SQL, {"mode": mode, "user_id": user_id, "now": now, **params}
     )

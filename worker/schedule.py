@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 from limits import parse_many
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from osutrack.schema import refresh_schedule
@@ -30,6 +29,34 @@ def check_interval(idle: timedelta, intervals: Intervals) -> timedelta:
     return timedelta(seconds=intervals[-1][1])
 
 
+# Raw SQL (psycopg2 pyformat), shared by `schedule_next_check` and the batched write of
+# `worker.updates.store_update`.
+UPSERT_SCHEDULE_SQL = """
+    INSERT INTO refresh_schedule (user_id, mode, last_checked_at, last_changed_at,
+                                  next_check_at)
+    VALUES (%(user_id)s, %(mode)s, %(now)s, %(last_changed_at)s, %(next_check_at)s)
+    ON CONFLICT (user_id, mode) DO UPDATE SET
+        last_checked_at = EXCLUDED.last_checked_at,
+        last_changed_at = EXCLUDED.last_changed_at,
+        next_check_at = EXCLUDED.next_check_at
+"""
+
+
+def schedule_params(
+    now: datetime, *, changed: bool, known_last_changed: datetime | None, intervals: Intervals
+) -> dict[str, datetime]:
+    """`last_changed_at` and `next_check_at` of a check at `now` (for UPSERT_SCHEDULE_SQL).
+
+    `known_last_changed` is the stored `last_changed_at`, if any: it stays when the stats
+    did not change.
+    """
+    last_changed = now if changed else known_last_changed or now
+    return {
+        "last_changed_at": last_changed,
+        "next_check_at": now + check_interval(now - last_changed, intervals),
+    }
+
+
 def schedule_next_check(
     session: Session,
     user_id: int,
@@ -40,31 +67,16 @@ def schedule_next_check(
     intervals: Intervals,
 ) -> None:
     """Record a check of (user, mode) at `now` and when the next one is due."""
-    last_changed = now
+    known = None
     if not changed:
         known = session.scalar(
             select(refresh_schedule.c.last_changed_at).where(
                 refresh_schedule.c.user_id == user_id, refresh_schedule.c.mode == mode
             )
         )
-        last_changed = known or now
-    next_check = now + check_interval(now - last_changed, intervals)
-    statement = insert(refresh_schedule).values(
-        user_id=user_id,
-        mode=mode,
-        last_checked_at=now,
-        last_changed_at=last_changed,
-        next_check_at=next_check,
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[refresh_schedule.c.user_id, refresh_schedule.c.mode],
-            set_={
-                "last_checked_at": statement.excluded.last_checked_at,
-                "last_changed_at": statement.excluded.last_changed_at,
-                "next_check_at": statement.excluded.next_check_at,
-            },
-        )
+    params = schedule_params(now, changed=changed, known_last_changed=known, intervals=intervals)
+    session.connection().exec_driver_sql(
+        UPSERT_SCHEDULE_SQL, {"user_id": user_id, "mode": mode, "now": now, **params}
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from osutrack.schema import stats_snapshots
@@ -68,32 +68,54 @@ def latest_stats(session: Session, user_id: int, mode: int) -> PlayerStats | Non
     return _stats_of(newest[0]) if newest else None
 
 
+# Raw SQL (psycopg2 pyformat), shared by `record_snapshot` and the batched write of
+# `worker.updates.store_update`: constant text, so nothing is compiled per update.
+INSERT_SNAPSHOT_SQL = """
+    INSERT INTO stats_snapshots (user_id, mode, captured_at, count300, count100, count50,
+        playcount, ranked_score, total_score, pp_rank, level, pp_raw, accuracy,
+        count_rank_ss, count_rank_s, count_rank_a)
+    VALUES (%(user_id)s, %(mode)s, %(now)s, %(count300)s, %(count100)s, %(count50)s,
+        %(playcount)s, %(ranked_score)s, %(total_score)s, %(pp_rank)s, %(level)s,
+        %(pp_raw)s, %(accuracy)s, %(count_rank_ss)s, %(count_rank_s)s, %(count_rank_a)s)
+"""
+TOUCH_SNAPSHOT_SQL = (
+    "UPDATE stats_snapshots SET captured_at = %(now)s WHERE snapshot_id = %(snapshot_id)s"
+)
+
+
+def plan_snapshot(
+    newest_two: list[Any], current: PlayerStats
+) -> tuple[PlayerStats | None, str | None, dict[str, Any]]:
+    """What storing `current` takes, given the newest two snapshot rows (newest first).
+
+    Returns (previous stats, SQL to run or None, its parameters besides user_id, mode and
+    now). Plateau compaction as osu!track: when the newest two rows and `current` are all
+    equal, the newest row's time moves to `now` instead of adding a row, so an unchanged
+    stretch is kept as exactly two rows (first seen, last seen). Unranked stats (`pp_rank`
+    0) are not stored at all (no SQL).
+    """
+    previous = _stats_of(newest_two[0]) if newest_two else None
+    if not current.is_ranked:
+        return previous, None, {}
+    plateau = len(newest_two) == 2 and previous == current and _stats_of(newest_two[1]) == current
+    if plateau:
+        return previous, TOUCH_SNAPSHOT_SQL, {"snapshot_id": newest_two[0].snapshot_id}
+    return previous, INSERT_SNAPSHOT_SQL, asdict(current)
+
+
 def record_snapshot(
     session: Session, user_id: int, mode: int, current: PlayerStats, now: datetime
 ) -> tuple[PlayerStats | None, datetime | None]:
     """Store `current` as the newest snapshot; return (previous stats, time stored at).
 
-    Plateau compaction as osu!track: when the newest two rows and `current` are all equal,
-    the newest row's time moves to `now` instead of adding a row, so an unchanged stretch
-    is kept as exactly two rows (first seen, last seen). Unranked stats (`pp_rank` 0) are
-    not stored at all and the time returned is None; the previous stats are still
-    returned so the caller can report a zero diff.
+    See `plan_snapshot` for the plateau compaction. Unranked stats are not stored and the
+    time returned is None; the previous stats are still returned so the caller can report
+    a zero diff.
     """
-    newest_two = latest_snapshots(session, user_id, mode)
-    previous = _stats_of(newest_two[0]) if newest_two else None
-    if not current.is_ranked:
+    previous, sql, params = plan_snapshot(latest_snapshots(session, user_id, mode), current)
+    if sql is None:
         return previous, None
-    plateau = len(newest_two) == 2 and previous == current and _stats_of(newest_two[1]) == current
-    if plateau:
-        session.execute(
-            update(stats_snapshots)
-            .where(stats_snapshots.c.snapshot_id == newest_two[0].snapshot_id)
-            .values(captured_at=now)
-        )
-    else:
-        session.execute(
-            insert(stats_snapshots).values(
-                user_id=user_id, mode=mode, captured_at=now, **asdict(current)
-            )
-        )
+    session.connection().exec_driver_sql(
+        sql, {"user_id": user_id, "mode": mode, "now": now, **params}
+    )
     return previous, now

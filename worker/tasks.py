@@ -53,8 +53,14 @@ def update_user_task(self: Task, job_id: str, user_id: int, mode: int) -> None:
     """Run update job `job_id` for (user_id, mode) and publish its outcome in Redis."""
     with log_context(job_id=job_id, user_id=user_id, mode=mode):
         rt = runtime()
-        state = jobs.read_job(rt.redis, job_id)
-        if _delivered_too_often(rt, self.request.id or job_id, self.request.retries):
+        attempt = self.request.retries
+        state, deliveries = jobs.count_delivery(
+            rt.redis,
+            job_id,
+            _delivery_key(self.request.id or job_id, attempt),
+            DELIVERY_COUNT_TTL_SECONDS,
+        )
+        if deliveries > MAX_DELIVERIES:
             log.error("job delivered %d times without finishing; giving up", MAX_DELIVERIES)
             jobs.fail_job(
                 rt.redis,
@@ -67,29 +73,35 @@ def update_user_task(self: Task, job_id: str, user_id: int, mode: int) -> None:
             )
             outcome: str | None = "failed_poison"
         else:
-            outcome = _run_update(self, rt, job_id, user_id, mode)
+            # Only a redelivered message or a retry can find its job already committed.
+            first_try = deliveries == 1 and attempt == 0
+            outcome = _run_update(self, rt, job_id, user_id, mode, first_try=first_try)
         if outcome is not None:
             latency = time.time() - state.enqueued_at if state else None
             metrics.record_job(rt.redis, outcome, latency)
             log.info("job %s", outcome)
 
 
-def _delivered_too_often(rt: Runtime, task_id: str, attempt: int) -> bool:
+def _delivery_key(task_id: str, attempt: int) -> str:
     # Counted per attempt: a retry keeps the task id and is a new attempt, not a redelivery.
-    key = f"osutrack:deliveries:{task_id}:{attempt}"
-    pipe = rt.redis.pipeline(transaction=True)
-    pipe.incr(key)
-    pipe.expire(key, DELIVERY_COUNT_TTL_SECONDS)
-    deliveries, _ = pipe.execute()
-    return int(deliveries) > MAX_DELIVERIES
+    return f"osutrack:deliveries:{task_id}:{attempt}"
 
 
-def _run_update(task: Task, rt: Runtime, job_id: str, user_id: int, mode: int) -> str | None:
-    """Do the update and publish it; return the outcome for metrics (None: will retry)."""
+def _run_update(
+    task: Task, rt: Runtime, job_id: str, user_id: int, mode: int, *, first_try: bool
+) -> str | None:
+    """Do the update and publish it; return the outcome for metrics (None: will retry).
+
+    A job that committed before (a redelivered message or a retry, never `first_try`) is
+    published from its stored body without asking osu! again; `store_update` checks once
+    more under its lock either way, so skipping the early look is only a saving.
+    """
     ttl = rt.settings.job_ttl_seconds
     try:
-        with session_scope(rt.engine) as session:
-            stored = finished_result(session, job_id)
+        stored = None
+        if not first_try:
+            with session_scope(rt.engine) as session:
+                stored = finished_result(session, job_id)
         if stored is None:
             jobs.mark_running(rt.redis, job_id)
             with session_scope(rt.engine) as session:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from osutrack.schema import finished_updates, tracked_users
-from worker.hiscores import known_score_ids, new_hiscores, newhs_item, record_hiscores
+from osutrack.schema import finished_updates
+from worker.hiscores import UPSERT_HISCORES_SQL, hiscores_params, new_hiscores, newhs_item
 from worker.peaks import record_peak
-from worker.schedule import DEFAULT_INTERVALS, Intervals, schedule_next_check
-from worker.stats import DIFF_FIELD_ORDER, leveled_up, record_snapshot, stats_diff
+from worker.schedule import DEFAULT_INTERVALS, UPSERT_SCHEDULE_SQL, Intervals, schedule_params
+from worker.stats import DIFF_FIELD_ORDER, leveled_up, plan_snapshot, stats_diff
 from worker.upstream import OsuClient
 from worker.upstream.models import Player, TopPlay
 
@@ -39,23 +39,52 @@ def finished_result(session: Session, job_id: str) -> dict[str, Any] | None:
     return result
 
 
-def _lock_user_mode(session: Session, user_id: int, mode: int) -> None:
-    # Two jobs for one player and mode (an interactive one and a refresh, or a redelivered
-    # copy) must not interleave: both would read the same "previous" snapshot. A
-    # transaction-scoped advisory lock serialises them without a lock table.
-    session.execute(select(func.pg_advisory_xact_lock(user_id * 4 + mode)))
-
-
-def _upsert_tracked_user(session: Session, player: Player, now: datetime) -> None:
-    statement = insert(tracked_users).values(
-        user_id=player.user_id, username=player.username, first_seen_at=now, last_updated_at=now
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[tracked_users.c.user_id],
-            set_={"username": statement.excluded.username, "last_updated_at": now},
-        )
-    )
+# Everything the update reads, in one round trip after the lock: the job's stored body,
+# the newest two snapshots, the stored score ids and the stored `last_changed_at`. One
+# row per snapshot (at most two; one with NULL snapshot columns when there is none).
+#
+# Two jobs for one player and mode (an interactive one and a refresh, or a redelivered
+# copy) must not interleave: both would read the same "previous" snapshot. The
+# transaction-scoped advisory lock serialises them without a lock table; psycopg2 sends
+# both statements in one message and Postgres runs them in order, so every read below
+# happens under the lock.
+_READ_UNDER_LOCK = """
+    SELECT pg_advisory_xact_lock(%(lock_key)s);
+    SELECT done.result, known.score_ids, planned.last_changed_at, newest.*
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+        SELECT result FROM finished_updates WHERE job_id = %(job_id)s
+    ) AS done ON true
+    LEFT JOIN LATERAL (
+        SELECT array_agg(score_id) AS score_ids FROM hiscores
+        WHERE user_id = %(user_id)s AND mode = %(mode)s
+    ) AS known ON true
+    LEFT JOIN LATERAL (
+        SELECT last_changed_at FROM refresh_schedule
+        WHERE user_id = %(user_id)s AND mode = %(mode)s
+    ) AS planned ON true
+    LEFT JOIN LATERAL (
+        SELECT snapshot_id, count300, count100, count50, playcount, ranked_score,
+               total_score, pp_rank, level, pp_raw, accuracy, count_rank_ss, count_rank_s,
+               count_rank_a, captured_at
+        FROM stats_snapshots
+        WHERE user_id = %(user_id)s AND mode = %(mode)s
+        ORDER BY captured_at DESC
+        LIMIT 2
+    ) AS newest ON true
+    ORDER BY newest.captured_at DESC NULLS LAST
+"""
+_UPSERT_TRACKED_USER_SQL = """
+    INSERT INTO tracked_users (user_id, username, first_seen_at, last_updated_at)
+    VALUES (%(user_id)s, %(username)s, %(now)s, %(now)s)
+    ON CONFLICT (user_id) DO UPDATE SET
+        username = EXCLUDED.username, last_updated_at = EXCLUDED.last_updated_at
+"""
+_INSERT_FINISHED_SQL = """
+    INSERT INTO finished_updates (job_id, user_id, mode, finished_at, result)
+    VALUES (%(job_id)s, %(user_id)s, %(mode)s, %(now)s, CAST(%(result)s AS jsonb))
+    ON CONFLICT (job_id) DO NOTHING
+"""
 
 
 def store_update(
@@ -75,17 +104,27 @@ def store_update(
     and the job's idempotency row. A job that already committed returns its stored body
     and writes nothing. `top_plays` None means they were not fetched because the stats
     did not change (the scheduled refresh): no play can be new then.
+
+    Three round trips: the reads under the lock, the peak fold, and every other write as
+    one batch of statements (raw SQL, nothing compiled per update).
     """
     user_id = player.user_id
-    _lock_user_mode(session, user_id, mode)
+    connection = session.connection()
+    keys = {"user_id": user_id, "mode": mode, "now": now}
+    rows = connection.exec_driver_sql(
+        _READ_UNDER_LOCK, {**keys, "lock_key": user_id * 4 + mode, "job_id": job_id}
+    ).all()
+    first = rows[0]
     # Checked under the lock: a second copy of a running job (redelivered while the first
     # still runs) waits for the first to commit, then finds its row here.
-    if job_id is not None:
-        stored = finished_result(session, job_id)
-        if stored is not None:
-            return stored
-    previous, stored_at = record_snapshot(session, user_id, mode, player.stats, now)
-    if stored_at is None:
+    if job_id is not None and first.result is not None:
+        stored: dict[str, Any] = first.result
+        return stored
+    newest_two = [row for row in rows if row.snapshot_id is not None]
+    previous, snapshot_sql, snapshot_params = plan_snapshot(newest_two, player.stats)
+    writes: list[str] = []
+    params: dict[str, Any] = {**keys, "username": player.username}
+    if snapshot_sql is None:
         # Unranked now: nothing is stored, so the diff is against the stats as they stand
         # (all zeros after an earlier snapshot), as osu!track does.
         current = previous or player.stats
@@ -93,14 +132,25 @@ def store_update(
     else:
         current = player.stats
         diff = stats_diff(previous, current)
-        record_peak(session, user_id, mode, current, stored_at)
+        writes.append(snapshot_sql)
+        params.update(snapshot_params)
+        record_peak(session, user_id, mode, current, now)
     fresh = []
     if top_plays is not None:
-        fresh = new_hiscores(known_score_ids(session, user_id, mode), top_plays)
-        record_hiscores(session, user_id, mode, top_plays, now)
-    _upsert_tracked_user(session, player, now)
-    schedule_next_check(
-        session, user_id, mode, now, changed=previous != player.stats, intervals=intervals
+        fresh = new_hiscores(first.score_ids or (), top_plays)
+        plays_params = hiscores_params(top_plays)
+        if plays_params is not None:
+            writes.append(UPSERT_HISCORES_SQL)
+            params.update(plays_params)
+    writes.append(_UPSERT_TRACKED_USER_SQL)
+    writes.append(UPSERT_SCHEDULE_SQL)
+    params.update(
+        schedule_params(
+            now,
+            changed=previous != player.stats,
+            known_last_changed=first.last_changed_at,
+            intervals=intervals,
+        )
     )
     body: dict[str, Any] = {
         "username": player.username,
@@ -112,11 +162,10 @@ def store_update(
         "newhs": [newhs_item(play, ranking) for ranking, play in fresh],
     }
     if job_id is not None:
-        session.execute(
-            insert(finished_updates)
-            .values(job_id=job_id, user_id=user_id, mode=mode, finished_at=now, result=body)
-            .on_conflict_do_nothing(index_elements=[finished_updates.c.job_id])
-        )
+        writes.append(_INSERT_FINISHED_SQL)
+        params.update(job_id=job_id, result=orjson.dumps(body).decode())
+    # psycopg2 sends the statements in one message; they run in order in this transaction.
+    connection.exec_driver_sql(";".join(writes), params)
     return body
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import subprocess
 import sys
@@ -56,6 +58,37 @@ def test_subprocess_server() -> None:
         assert time.monotonic() - started < 2.0
         truth = requests.get(f"{base}/_sim/users/1/0", timeout=10).json()
         assert len(truth["top_plays"]) == 100
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+
+
+def test_connections_stay_open_between_requests() -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        bodies = []
+        sockets = []
+        for _ in range(3):
+            connection.request("GET", "/_sim/latency")
+            answer = connection.getresponse()
+            bodies.append(json.loads(answer.read()))
+            assert answer.version == 11
+            assert not answer.will_close
+            sockets.append(connection.sock)
+        # All three answered on the one TCP connection, as osu! itself keeps it open.
+        assert sockets[0] is not None
+        assert sockets == [sockets[0]] * 3
+        assert bodies == [bodies[0]] * 3
+        connection.close()
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0

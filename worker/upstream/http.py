@@ -74,6 +74,17 @@ class UpstreamHttp:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.headers["Accept"] = "application/json"
+        # requests reads the proxy and CA bundle settings from the environment on every
+        # request (about a millisecond of CPU each: it walks os.environ). They cannot change
+        # while the process runs, so they are resolved once for the API's host and the
+        # per-request lookup is turned off (which also skips .netrc: every request carries
+        # its own credentials).
+        resolved = self._session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self._session.trust_env = False
+        self._session.proxies.update(resolved["proxies"])
+        self._session.verify = resolved["verify"]
+        if resolved["cert"] is not None:
+            self._session.cert = resolved["cert"]
 
     def request_json(
         self,

@@ -204,6 +204,10 @@ class UpstreamLimiter:
         deadline = started + self._max_wait
         slot_id = uuid.uuid4().hex
         windows = self._budget + (self._refresh if priority == REFRESH else [])
+        # A waiter mark only makes the refresh defer to interactive requests for a budget
+        # slot; with no budget (limit off) there is no slot to defer for, so the two Redis
+        # round trips of marking are skipped.
+        marks_waiter = priority == INTERACTIVE and bool(self._budget)
         waited = False
         taken = False
         try:
@@ -213,7 +217,7 @@ class UpstreamLimiter:
                     if priority == REFRESH and not self._refresh_allowed:
                         wait = self._max_wait + 1
                     else:
-                        if priority == INTERACTIVE:
+                        if marks_waiter:
                             self._register_waiter(slot_id)
                         wait = self._try_take(slot_id, windows, defer=priority == REFRESH)
                         if wait == 0.0:
@@ -230,7 +234,7 @@ class UpstreamLimiter:
                     )
                 time.sleep(min(wait, MAX_POLL_SECONDS) + random.uniform(0.0, 0.005))
         finally:
-            if priority == INTERACTIVE:
+            if marks_waiter:
                 self._release_waiter(slot_id, linger=taken)
         elapsed = time.monotonic() - started
         if waited:

@@ -22,6 +22,9 @@ class MalformedUpstream(UpstreamUnavailable):
 
 def field(obj: Any, name: str) -> Any:
     """`obj[name]` of a JSON object, refusing a body that is not an object or lacks it."""
+    # Fast path first: this runs about 2,000 times per update (100 plays).
+    if type(obj) is dict and name in obj:
+        return obj[name]
     if not isinstance(obj, dict) or name not in obj:
         raise MalformedUpstream(f"the osu! API sent a body without `{name}`")
     return obj[name]
@@ -37,6 +40,10 @@ def as_id(value: Any, name: str) -> int:
 
 def as_int(value: Any, name: str, *, default: int | None = None, maximum: int = MAX_COUNTER) -> int:
     """A non-negative integer from a JSON number or decimal string (v1 sends strings)."""
+    # Fast path for what a JSON parser gives for a valid field (bool is a subclass of int,
+    # so `type(...) is int` already refuses it); everything else takes the full checks.
+    if type(value) is int and 0 <= value <= maximum:
+        return value
     if value is None and default is not None:
         return default
     if isinstance(value, bool):
