@@ -4,7 +4,7 @@ These act on the whole service or on one player's data, so they are never HTTP e
 only someone with a shell next to the database can run them.
 
     refresh-all          check every tracked user-mode at the next planning round
-    recompute            rebuild the peaks and bestplays tables now
+    recompute            rebuild the peaks, bestplays and month-list tables now
     delete-user USER_ID  delete everything stored about a player (a banned account)
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from osutrack.schema import (
     bestplays,
+    bestplays_month_lists,
     finished_updates,
     hiscores,
     peaks,
@@ -27,7 +28,7 @@ from osutrack.schema import (
     tracked_users,
 )
 from osutrack.settings import load_settings
-from worker.bestplays import MODES, refresh_bestplays
+from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
 from worker.db import make_engine, session_scope
 from worker.peaks import recompute_peaks
 
@@ -49,14 +50,28 @@ def refresh_all(session: Session) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+# More months than any mode's span of score times holds (osu! began in 2007): the
+# recompute builds every month in one run, where beat spreads a first build over several.
+EVERY_MONTH = 12 * 100
+
+
 def recompute_tables(session: Session, bestplays_table_size: int) -> dict[str, int]:
-    """Rebuild peaks from the snapshots and every mode's bestplays table."""
+    """Rebuild peaks from the snapshots, and every mode's bestplays table and month lists.
+
+    One transaction: readers see the old tables until it commits.
+    """
     counts = {"peaks": recompute_peaks(session)}
     now = datetime.now(UTC)
     for mode in MODES:
         counts[f"bestplays mode {mode}"] = refresh_bestplays(
             session, mode, bestplays_table_size, now
         )
+        # Forgetting which months are built makes the refresh rank every month again.
+        session.execute(delete(bestplays_month_lists).where(bestplays_month_lists.c.mode == mode))
+        months = refresh_month_lists(
+            session, mode, bestplays_table_size, now, max_new_months=EVERY_MONTH
+        )
+        counts[f"month lists mode {mode}"] = months.months
     return counts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -11,8 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from devstack.env import child_env
-from osutrack.schema import refresh_schedule
-from worker.admin import USER_TABLES, delete_user_data, refresh_all
+from osutrack.schema import bestplays_month_changes, bestplays_months, refresh_schedule
+from worker.admin import USER_TABLES, delete_user_data, recompute_tables, refresh_all
+from worker.bestplays import refresh_month_lists
 from worker.updates import store_update
 from worker.upstream.models import Player, PlayerStats, TopPlay
 
@@ -79,3 +81,52 @@ def test_cli_deletes_a_user(database_url: str, db_engine: sa.Engine) -> None:
     assert "hiscores: 1 rows deleted" in done.stdout
     with Session(db_engine) as session:
         assert _rows(session, 8_100_009) == 0
+
+
+def _month_list(session: Session, month: datetime) -> list[tuple[int, float]]:
+    rows = session.execute(
+        select(bestplays_months.c.score_id, bestplays_months.c.pp)
+        .where(bestplays_months.c.mode == 0, bestplays_months.c.month == month)
+        .order_by(bestplays_months.c.position)
+    )
+    return [(int(score_id), float(pp)) for score_id, pp in rows]
+
+
+def _month_top(session: Session, month: datetime, size: int) -> list[tuple[int, float]]:
+    """The month's top plays straight from hiscores, in /bestplays order."""
+    rows = session.execute(
+        sa.text(
+            "SELECT score_id, pp FROM hiscores WHERE mode = 0 AND score_time >= :start"
+            " AND score_time < :start + interval '1 month'"
+            " ORDER BY pp DESC, score_time, score_id LIMIT :size"
+        ),
+        {"start": month, "size": size},
+    )
+    return [(int(score_id), float(pp)) for score_id, pp in rows]
+
+
+def test_recompute_rebuilds_month_lists_that_beat_would_not_touch(db_session: Session) -> None:
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    plays = [
+        dataclasses.replace(_play(8_100_020, 810002001), score_time=T0, pp=310.0),
+        dataclasses.replace(_play(8_100_020, 810002002), score_time=march, pp=320.0),
+    ]
+    store_update(db_session, Player(8_100_020, "lists", STATS), 0, plays, job_id=None, now=T0)
+    refresh_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
+    # A corrupted list with no change logged: beat's refresh has no reason to look at it.
+    db_session.execute(
+        sa.update(bestplays_months)
+        .where(bestplays_months.c.mode == 0, bestplays_months.c.month.in_([T0, march]))
+        .values(pp=-1.0)
+    )
+    db_session.execute(sa.delete(bestplays_month_changes))
+    assert refresh_month_lists(db_session, 0, 10_000, T0).months == 0
+    assert all(pp == -1.0 for _, pp in _month_list(db_session, march))
+
+    counts = recompute_tables(db_session, 10_000)
+
+    assert counts["month lists mode 0"] >= 2
+    for month in (T0, march):
+        listed = _month_list(db_session, month)
+        assert listed == _month_top(db_session, month, 10_000)
+        assert any(score_id in (810002001, 810002002) for score_id, _ in listed)
