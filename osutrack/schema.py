@@ -204,12 +204,15 @@ bestplays_month_lists = Table(
 
 # Months whose hiscores changed since their list was built: appended by statement-level
 # triggers on `hiscores` (one row per month and writing transaction), consumed by beat.
+# `max_pp`: the highest pp among the changed rows (both images of an update), so beat can
+# skip a full list whose last play outranks every one of them.
 bestplays_month_changes = Table(
     "bestplays_month_changes",
     metadata,
     Column("mode", SmallInteger, nullable=False),
     Column("month", DateTime(timezone=True), nullable=False),
     Column("txid", BigInteger, nullable=False),
+    Column("max_pp", Double, nullable=False),
     PrimaryKeyConstraint("mode", "month", "txid", name="bestplays_month_changes_pkey"),
 )
 

@@ -95,15 +95,37 @@ MONTHS_BUILT_PER_REFRESH = 24
 # rebuilds their months from hiscores as that same snapshot sees them, so a change whose
 # writer commits later keeps its log row for the next run (`bestplays_month_changes`).
 # Targets: months with logged changes, plus months inside the mode's span of score times
-# that have no list yet. Each target month is ranked from `hiscores_mode_time_cover` (the
-# month's plays, then a top-N sort); like the table, only positions whose play changed are
-# written and positions past the new end deleted. A month left without plays keeps an
-# empty list row (built, nothing in it). Month arithmetic is done in UTC, whatever the
-# session's time zone.
+# that have no list yet. A changed month is skipped (its log rows still consumed) when its
+# list is full and every changed row, before and after the change, has pp strictly below
+# the list's last play. That is exact: the list is the month's top `list_size` as of the
+# run that last ranked it (a skipped run leaves it so, by this same argument), and since
+# then no row with pp >= the last play's was added, removed or altered: the listed rows
+# are unchanged and still outrank every other row of the month. An equal pp must rank
+# again (ties go by score time and id, a new tie could come first). A list that is not
+# full holds every play of its month, so any change ranks it again. The last play is one
+# primary-key lookup per changed month. Each target month is ranked from
+# `hiscores_mode_time_cover` (the month's plays, then a top-N sort); like the table, only
+# positions whose play changed are written and positions past the new end deleted. A
+# month left without plays keeps an empty list row (built, nothing in it). Month
+# arithmetic is done in UTC, whatever the session's time zone.
 _REFRESH_MONTHS = text(
     """
     WITH changed AS (
-        DELETE FROM bestplays_month_changes WHERE mode = :mode RETURNING month
+        DELETE FROM bestplays_month_changes WHERE mode = :mode RETURNING month, max_pp
+    ),
+    changed_months AS (
+        SELECT month, max(max_pp) AS max_pp FROM changed GROUP BY month
+    ),
+    ranked_again AS (
+        SELECT c.month FROM changed_months c
+        WHERE NOT EXISTS (
+            SELECT 1
+            FROM bestplays_month_lists l
+            JOIN bestplays_months last
+              ON last.mode = l.mode AND last.month = l.month AND last.position = l.row_count
+            WHERE l.mode = :mode AND l.month = c.month AND l.row_count = l.list_size
+              AND c.max_pp < last.pp
+        )
     ),
     span AS (
         SELECT date_trunc('month', min(score_time), 'UTC') AS first,
@@ -120,7 +142,7 @@ _REFRESH_MONTHS = text(
         LIMIT :max_new
     ),
     targets AS (
-        SELECT month FROM changed UNION SELECT month FROM unbuilt
+        SELECT month FROM ranked_again UNION SELECT month FROM unbuilt
     ),
     fresh AS (
         SELECT t.month,
@@ -204,10 +226,11 @@ def refresh_month_lists(
     Cost is proportional to what changed: only months whose hiscores were inserted,
     updated (pp) or deleted since the last run (the trigger log), plus at most
     `max_new_months` never-built months, are ranked again, each one from its own month of
-    score times. A play that left hiscores (a deleted user) or changed pp leaves or moves
-    in its month's list at the next run. Readers see the old or the new lists (one
-    statement, MVCC) and wait for no lock; until the next run a list is the month as of
-    the previous one.
+    score times; a full list that no changed play (pp strictly below its last play's) can
+    enter, leave or move within is not ranked again. A play that left hiscores (a deleted
+    user) or changed pp leaves or moves in its month's list at the next run. Readers see
+    the old or the new lists (one statement, MVCC) and wait for no lock; until the next
+    run a list is the month as of the previous one.
     """
     counts = session.execute(
         _REFRESH_MONTHS,

@@ -376,3 +376,112 @@ def test_small_month_list_merges_need_no_heavy_slot(
     assert orjson.loads(best.body(MODE, whole_year, 10_000)) == brute_force(
         plays, whole_year, 10_000
     )
+
+
+def _full_lists(db_session: Session) -> dict[datetime, tuple[float, datetime]]:
+    """Each full month list's last play: (pp, score time)."""
+    rows = db_session.execute(
+        sa.text(
+            "SELECT l.month, b.pp, b.score_time FROM bestplays_month_lists l"
+            " JOIN bestplays_months b"
+            "   ON b.mode = l.mode AND b.month = l.month AND b.position = l.row_count"
+            " WHERE l.mode = :m AND l.row_count = l.list_size"
+        ),
+        {"m": MODE},
+    )
+    return {row.month: (row.pp, row.score_time) for row in rows}
+
+
+def _new_play(
+    template: dict[str, Any], score_id: int, pp: float, moment: datetime
+) -> dict[str, Any]:
+    return dict(template, score_id=score_id, pp=pp, score_time=moment, update_time=moment)
+
+
+def test_plays_below_every_full_lists_last_play_rank_no_month_again(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    full = _full_lists(db_session)
+    assert len(full) > 10
+    before = _list_rows(db_session)
+    # One new play per full month, each just below that list's last play (a new player
+    # whose plays span the years).
+    low = [
+        _new_play(plays[0], 700_000 + n, last_pp - 0.5, month + timedelta(days=2))
+        for n, (month, (last_pp, _)) in enumerate(sorted(full.items()))
+    ]
+    db_session.execute(hiscores.insert(), low)
+    assert rebuild(db_session) == 0
+    assert _list_rows(db_session) == before
+    assert assert_every_window_matches(db_session, [*plays, *low]) > 0
+    # A list that is not full holds every play of its month: any new play ranks it again.
+    assert _month_lists(db_session)[EMPTY_MONTH] == 0
+    lonely = _new_play(plays[0], 799_999, 1.0, EMPTY_MONTH + timedelta(days=3))
+    db_session.execute(hiscores.insert(), [lonely])
+    assert rebuild(db_session) == 1
+    assert _month_lists(db_session)[EMPTY_MONTH] == 1
+    assert_every_window_matches(db_session, [*plays, *low, lonely])
+
+
+def test_a_play_above_a_full_lists_last_play_ranks_that_month_only(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    full = _full_lists(db_session)
+    month, (last_pp, _) = sorted(full.items())[3]
+    entering = _new_play(plays[0], 700_001, last_pp + 0.5, month + timedelta(days=2))
+    db_session.execute(hiscores.insert(), [entering])
+    assert rebuild(db_session) == 1
+    assert 700_001 in {score_id for _, score_id in _list_rows(db_session).values()}
+    assert_every_window_matches(db_session, [*plays, entering])
+
+
+def test_a_listed_play_whose_pp_falls_below_the_last_ranks_its_month_again(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    # A month with more plays than its list: the fallen play leaves the list.
+    month = sorted(
+        month
+        for month in _full_lists(db_session)
+        if sum(month_of(row) == month for row in plays) > LIST_SIZE
+    )[2]
+    # Only the update's old image is at or above the cut-off: the new one is below it.
+    listed_id = _list_rows(db_session)[(month, 1)][1]
+    db_session.execute(
+        hiscores.update()
+        .where(hiscores.c.mode == MODE, hiscores.c.score_id == listed_id)
+        .values(pp=1.0)
+    )
+    assert rebuild(db_session) == 1
+    assert listed_id not in {score_id for _, score_id in _list_rows(db_session).values()}
+    current = [dict(row, pp=1.0) if row["score_id"] == listed_id else row for row in plays]
+    assert_every_window_matches(db_session, current)
+
+
+def test_deleting_a_play_below_a_full_lists_last_play_ranks_no_month_again(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    full = _full_lists(db_session)
+    below = next(
+        row for row in plays if month_of(row) in full and row["pp"] < full[month_of(row)][0]
+    )
+    before = _list_rows(db_session)
+    db_session.execute(
+        hiscores.delete().where(hiscores.c.mode == MODE, hiscores.c.score_id == below["score_id"])
+    )
+    assert rebuild(db_session) == 0
+    assert _list_rows(db_session) == before
+    assert_every_window_matches(db_session, [row for row in plays if row is not below])
+
+
+def test_a_play_tied_with_a_full_lists_last_play_ranks_that_month_again(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    # Equal pp, earlier score time: the new play comes before the last listed one.
+    month, (last_pp, _) = next(
+        (month, last) for month, last in sorted(_full_lists(db_session).items()) if last[1] > month
+    )
+    tied = _new_play(plays[0], 700_002, last_pp, month)
+    db_session.execute(hiscores.insert(), [tied])
+    assert rebuild(db_session) == 1
+    assert 700_002 in {score_id for _, score_id in _list_rows(db_session).values()}
+    assert_every_window_matches(db_session, [*plays, tied])

@@ -14,7 +14,9 @@ covers, with exact queries only for what the lists cannot answer.
   appended by statement-level triggers on `hiscores` (insert, update, delete), one row per
   month and writing transaction. The transaction id in the key means two writers never
   contend on one row (no lock waits on the update path), and the refresh consumes exactly
-  the rows its snapshot sees, whose changes that same snapshot sees too.
+  the rows its snapshot sees, whose changes that same snapshot sees too. Each row keeps
+  the highest pp among the changed rows (inserted, deleted, both images of updated ones),
+  so the refresh can skip a full list that no such row can enter, leave or move within.
 
 The lists start empty; beat's bestplays refresh builds the missing months (newest first,
 a bounded number per run) and then keeps the changed ones current.
@@ -72,36 +74,56 @@ def upgrade() -> None:
             mode smallint NOT NULL,
             month timestamptz NOT NULL,
             txid bigint NOT NULL,
+            max_pp double precision NOT NULL,
             CONSTRAINT bestplays_month_changes_pkey PRIMARY KEY (mode, month, txid)
         )
         """
     )
-    # One function for the three triggers: each names its transition table `changed_rows`.
-    op.execute(
-        """
-        CREATE FUNCTION bestplays_note_changed_months() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO bestplays_month_changes (mode, month, txid)
-            SELECT DISTINCT mode, date_trunc('month', score_time, 'UTC'), txid_current()
-            FROM changed_rows
-            ON CONFLICT DO NOTHING;
-            RETURN NULL;
-        END
-        $$
-        """
-    )
-    for event, table in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+    # Insert and delete triggers name their one transition table `changed_rows`; the update
+    # trigger needs both images (a row whose pp fell below a list's cut-off was in the list,
+    # and a row moved to another month changes both months), so it has its own function.
+    # The three triggers of one transaction share a key: keep the highest pp logged.
+    note_months = """
+        INSERT INTO bestplays_month_changes AS c (mode, month, txid, max_pp)
+        SELECT mode, date_trunc('month', score_time, 'UTC'), txid_current(), max(pp)
+        FROM ({rows}) AS changed
+        GROUP BY 1, 2
+        ON CONFLICT (mode, month, txid) DO UPDATE SET max_pp = greatest(c.max_pp, excluded.max_pp)
+    """
+    for function, rows in (
+        ("bestplays_note_changed_months", "SELECT mode, score_time, pp FROM changed_rows"),
+        (
+            "bestplays_note_updated_months",
+            "SELECT mode, score_time, pp FROM old_rows"
+            " UNION ALL SELECT mode, score_time, pp FROM new_rows",
+        ),
+    ):
+        op.execute(
+            f"""
+            CREATE FUNCTION {function}() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                {note_months.format(rows=rows)};
+                RETURN NULL;
+            END
+            $$
+            """
+        )
+    for event, tables, function in (
+        ("INSERT", "NEW TABLE AS changed_rows", "bestplays_note_changed_months"),
+        ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows", "bestplays_note_updated_months"),
+        ("DELETE", "OLD TABLE AS changed_rows", "bestplays_note_changed_months"),
+    ):
         op.execute(
             f"CREATE TRIGGER hiscores_{event.lower()}_months AFTER {event} ON hiscores"
-            f" REFERENCING {table} TABLE AS changed_rows FOR EACH STATEMENT"
-            " EXECUTE FUNCTION bestplays_note_changed_months()"
+            f" REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         )
 
 
 def downgrade() -> None:
     for event in ("insert", "update", "delete"):
         op.execute(f"DROP TRIGGER IF EXISTS hiscores_{event}_months ON hiscores")
+    op.execute("DROP FUNCTION IF EXISTS bestplays_note_updated_months()")
     op.execute("DROP FUNCTION IF EXISTS bestplays_note_changed_months()")
     op.execute("DROP TABLE IF EXISTS bestplays_month_changes")
     op.execute("DROP TABLE IF EXISTS bestplays_month_lists")
