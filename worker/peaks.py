@@ -126,7 +126,10 @@ def recompute_changed_peaks(session: Session) -> int:
     clock, is written in the caller's transaction with the peaks, so a run that fails
     leaves the old one and the next run redoes the window. The caller commits.
     """
-    session.execute(text(f"SET LOCAL statement_timeout = '{RECOMPUTE_STATEMENT_TIMEOUT}'"))
+    session.execute(
+        text("SELECT set_config('statement_timeout', :timeout, true)"),
+        {"timeout": RECOMPUTE_STATEMENT_TIMEOUT},
+    )
     started_at = database_now(session)
     watermark = read_watermark(session, PEAKS_JOB)
     since = None if watermark is None else watermark - WATERMARK_OVERLAP

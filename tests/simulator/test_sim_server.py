@@ -92,3 +92,38 @@ def test_connections_stay_open_between_requests() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_a_fault_that_ignores_the_body_leaves_the_connection_usable() -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        fault = {"kind": "http_500", "count": 1, "path_prefix": "/oauth/token"}
+        requests.post(f"http://127.0.0.1:{port}/_sim/faults", json=fault, timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        form = "client_id=1&client_secret=simulator-secret&grant_type=client_credentials"
+        connection.request(
+            "POST",
+            "/oauth/token",
+            body=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        failed = connection.getresponse()
+        failed.read()
+        assert failed.status == 500
+        # The form the fault never read must not be taken for the next request line.
+        connection.request("GET", "/_sim/latency")
+        answer = connection.getresponse()
+        assert answer.status == 200
+        assert "latency_ms" in json.loads(answer.read())
+        connection.close()
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

@@ -83,46 +83,60 @@ def upgrade() -> None:
     # trigger needs both images (a row whose pp fell below a list's cut-off was in the list,
     # and a row moved to another month changes both months), so it has its own function.
     # The three triggers of one transaction share a key: keep the highest pp logged.
-    note_months = """
-        INSERT INTO bestplays_month_changes AS c (mode, month, txid, max_pp)
-        SELECT mode, date_trunc('month', score_time, 'UTC'), txid_current(), max(pp)
-        FROM ({rows}) AS changed
-        GROUP BY 1, 2
-        ON CONFLICT (mode, month, txid) DO UPDATE SET max_pp = greatest(c.max_pp, excluded.max_pp)
-    """
-    for function, rows in (
-        ("bestplays_note_changed_months", "SELECT mode, score_time, pp FROM changed_rows"),
-        (
-            "bestplays_note_updated_months",
-            "SELECT mode, score_time, pp FROM old_rows"
-            " UNION ALL SELECT mode, score_time, pp FROM new_rows",
-        ),
-    ):
-        op.execute(
-            f"""
-            CREATE FUNCTION {function}() RETURNS trigger
-            LANGUAGE plpgsql AS $$
-            BEGIN
-                {note_months.format(rows=rows)};
-                RETURN NULL;
-            END
-            $$
-            """
-        )
-    for event, tables, function in (
-        ("INSERT", "NEW TABLE AS changed_rows", "bestplays_note_changed_months"),
-        ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows", "bestplays_note_updated_months"),
-        ("DELETE", "OLD TABLE AS changed_rows", "bestplays_note_changed_months"),
-    ):
-        op.execute(
-            f"CREATE TRIGGER hiscores_{event.lower()}_months AFTER {event} ON hiscores"
-            f" REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
-        )
+    op.execute(
+        """
+        CREATE FUNCTION bestplays_note_changed_months() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO bestplays_month_changes AS c (mode, month, txid, max_pp)
+            SELECT mode, date_trunc('month', score_time, 'UTC'), txid_current(), max(pp)
+            FROM changed_rows
+            GROUP BY 1, 2
+            ON CONFLICT (mode, month, txid)
+            DO UPDATE SET max_pp = greatest(c.max_pp, excluded.max_pp);
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        """
+        CREATE FUNCTION bestplays_note_updated_months() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO bestplays_month_changes AS c (mode, month, txid, max_pp)
+            SELECT mode, date_trunc('month', score_time, 'UTC'), txid_current(), max(pp)
+            FROM (SELECT mode, score_time, pp FROM old_rows
+                  UNION ALL SELECT mode, score_time, pp FROM new_rows) AS changed
+            GROUP BY 1, 2
+            ON CONFLICT (mode, month, txid)
+            DO UPDATE SET max_pp = greatest(c.max_pp, excluded.max_pp);
+            RETURN NULL;
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER hiscores_insert_months AFTER INSERT ON hiscores"
+        " REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT"
+        " EXECUTE FUNCTION bestplays_note_changed_months()"
+    )
+    op.execute(
+        "CREATE TRIGGER hiscores_update_months AFTER UPDATE ON hiscores"
+        " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
+        " EXECUTE FUNCTION bestplays_note_updated_months()"
+    )
+    op.execute(
+        "CREATE TRIGGER hiscores_delete_months AFTER DELETE ON hiscores"
+        " REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT"
+        " EXECUTE FUNCTION bestplays_note_changed_months()"
+    )
 
 
 def downgrade() -> None:
-    for event in ("insert", "update", "delete"):
-        op.execute(f"DROP TRIGGER IF EXISTS hiscores_{event}_months ON hiscores")
+    op.execute("DROP TRIGGER IF EXISTS hiscores_insert_months ON hiscores")
+    op.execute("DROP TRIGGER IF EXISTS hiscores_update_months ON hiscores")
+    op.execute("DROP TRIGGER IF EXISTS hiscores_delete_months ON hiscores")
     op.execute("DROP FUNCTION IF EXISTS bestplays_note_updated_months()")
     op.execute("DROP FUNCTION IF EXISTS bestplays_note_changed_months()")
     op.execute("DROP TABLE IF EXISTS bestplays_month_changes")
