@@ -26,6 +26,10 @@ class QueryStringGuard:
             return
         if len(query) > MAX_QUERY_STRING_LENGTH:
             raise ApiError(400, "Query string too long")
+        if query.isascii() and "%" not in query:
+            # Plain ASCII with no escapes decodes to itself: the usual request skips the
+            # decoding below.
+            return
         try:
             # WSGI hands the raw bytes over as latin-1 text (PEP 3333).
             unquote_to_bytes(query.encode("latin-1")).decode("utf-8")

@@ -1,16 +1,19 @@
 """Pydantic models of the query strings and bodies, for spectree.
 
-Query models run the rules of `api_shim.params` in a before-validator, in the original
-check order, so spectree validates requests with our exact messages (the before hook in
-`api_shim.docs` turns the first failure into the 400 body). Body models only document the
-responses: bodies are built as plain dicts to keep the legacy key order and types.
+Query models run the rules of `api_shim.params` (`parse`), in the original check order.
+Requests are parsed with `from_params`, which runs those rules and builds the model without
+pydantic's validation (`api_shim.docs` routes spectree's request validation there): the
+rules only ever produce values the fields accept, so validating them again would only cost
+time on every request. The before-validator runs the same rules for anything that does
+validate a model. Body models only document the responses: bodies are built as plain
+dicts to keep the legacy key order and types.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
@@ -58,27 +61,42 @@ def _raw(data: Any) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {}
 
 
-class _Query(BaseModel):
+class QueryModel(BaseModel):
+    """A query string's parameters; subclasses give their rules in `parse`."""
+
     model_config = ConfigDict(frozen=True)
 
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The field values (by alias) of the raw parameters; `ParamError` on the first bad one."""
+        raise NotImplementedError
 
-class UserModeQuery(_Query):
+    @classmethod
+    def from_params(cls, raw: Mapping[str, Any]) -> Self:
+        """The query of Falcon's `req.params`; raises `ParamError` with the client's message."""
+        return cls.model_construct(**cls.parse(raw))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> dict[str, Any]:
+        return _checked(lambda: cls.parse(_raw(data)))
+
+
+class UserModeQuery(QueryModel):
     """`user` and `mode`, both required."""
 
     user: UserId
     mode: Mode
 
-    @model_validator(mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> dict[str, Any]:
-        raw = _raw(data)
+    def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "user": _checked(lambda: params.parse_user_id(raw.get("user"))),
-            "mode": _checked(lambda: params.parse_mode(raw.get("mode"))),
+            "user": params.parse_user_id(raw.get("user")),
+            "mode": params.parse_mode(raw.get("mode")),
         }
 
 
-class UpdateQuery(_Query):
+class UpdateQuery(QueryModel):
     """POST /update: `user`, `mode`, and the raw `wait` (its bound is a setting)."""
 
     user: UserId
@@ -94,18 +112,16 @@ class UpdateQuery(_Query):
         ),
     ] = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> dict[str, Any]:
-        raw = _raw(data)
+    def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "user": _checked(lambda: params.parse_user_id(raw.get("user"))),
-            "mode": _checked(lambda: params.parse_mode(raw.get("mode"))),
+            "user": params.parse_user_id(raw.get("user")),
+            "mode": params.parse_mode(raw.get("mode")),
             "wait": raw.get("wait"),
         }
 
 
-class StatsHistoryQuery(_Query):
+class StatsHistoryQuery(QueryModel):
     """GET /stats_history."""
 
     user: UserId
@@ -113,13 +129,11 @@ class StatsHistoryQuery(_Query):
     from_: Annotated[Bound, Field(alias="from", description=FROM_DESCRIPTION)] = None
     to: Annotated[Bound, Field(description=TO_DESCRIPTION)] = None
 
-    @model_validator(mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> dict[str, Any]:
-        raw = _raw(data)
-        user = _checked(lambda: params.parse_user_id(raw.get("user")))
-        mode = _checked(lambda: params.parse_mode(raw.get("mode")))
-        window = _checked(lambda: params.parse_window(raw.get("from"), raw.get("to")))
+    def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        user = params.parse_user_id(raw.get("user"))
+        mode = params.parse_mode(raw.get("mode"))
+        window = params.parse_window(raw.get("from"), raw.get("to"))
         return {"user": user, "mode": mode, "from": window.start, "to": window.end}
 
     @property
@@ -127,7 +141,7 @@ class StatsHistoryQuery(_Query):
         return params.Window(self.from_, self.to)
 
 
-class HiscoresQuery(_Query):
+class HiscoresQuery(QueryModel):
     """GET /hiscores: `mode` defaults to 0, `user` is an id or (userMode) a name."""
 
     user: Annotated[
@@ -143,16 +157,14 @@ class HiscoresQuery(_Query):
         Field(description="How to read `user`: `id` (default) or `username`"),
     ] = "id"
 
-    @model_validator(mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> dict[str, Any]:
-        raw = _raw(data)
+    def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
         by_name = raw.get("userMode") == params.USER_MODE_USERNAME
         parse_user = params.parse_username if by_name else params.parse_user_id
-        user = _checked(lambda: parse_user(raw.get("user")))
-        mode = _checked(lambda: params.parse_mode(raw.get("mode"), default=0))
-        window = _checked(lambda: params.parse_window(raw.get("from"), raw.get("to")))
-        user_mode = _checked(lambda: params.parse_user_mode(raw.get("userMode")))
+        user = parse_user(raw.get("user"))
+        mode = params.parse_mode(raw.get("mode"), default=0)
+        window = params.parse_window(raw.get("from"), raw.get("to"))
+        user_mode = params.parse_user_mode(raw.get("userMode"))
         return {
             "user": user,
             "mode": mode,
@@ -166,7 +178,7 @@ class HiscoresQuery(_Query):
         return params.Window(self.from_, self.to)
 
 
-class BestPlaysQuery(_Query):
+class BestPlaysQuery(QueryModel):
     """GET /bestplays."""
 
     mode: Mode
@@ -177,13 +189,11 @@ class BestPlaysQuery(_Query):
         Field(ge=1, le=params.MAX_LIMIT, description="How many plays to return (1-10000)"),
     ] = params.DEFAULT_LIMIT
 
-    @model_validator(mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> dict[str, Any]:
-        raw = _raw(data)
-        mode = _checked(lambda: params.parse_mode(raw.get("mode")))
-        limit = _checked(lambda: params.parse_limit(raw.get("limit")))
-        window = _checked(lambda: params.parse_window(raw.get("from"), raw.get("to")))
+    def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        mode = params.parse_mode(raw.get("mode"))
+        limit = params.parse_limit(raw.get("limit"))
+        window = params.parse_window(raw.get("from"), raw.get("to"))
         return {"mode": mode, "limit": limit, "from": window.start, "to": window.end}
 
     @property

@@ -7,6 +7,15 @@ response of a limited endpoint carries `RateLimit-Limit`, `RateLimit-Remaining` 
 before anything else looks at the request, so requests that fail validation count too: a
 flood of bad requests is still a flood.
 
+Each budget is a sliding window counter: the count of the current fixed window plus the
+previous window's count weighted by the share of it still inside the sliding window. Unlike
+a fixed window it does not let a client spend two windows' worth across a boundary (10
+updates in a few seconds under 5/minute), and it keeps two integers per client, not one
+entry per request. Every budget of a request is checked and taken in one Lua script
+(`SLIDING_WINDOW_SCRIPT`, run with EVALSHA): one Redis round trip per request, however
+many budgets ("60/minute;2/second") apply, and atomic across all API processes. A request
+that one budget refuses takes nothing from the others.
+
 When Redis cannot be reached the limiter lets requests through (fail open) and logs a
 warning: refusing everything would turn a Redis outage into a full outage of the reads,
 which need only Postgres.
@@ -14,6 +23,7 @@ which need only Postgres.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -25,9 +35,7 @@ from dataclasses import dataclass
 
 import falcon
 import redis
-from limits import RateLimitItem, parse_many
-from limits.storage import RedisStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits import parse_many
 
 from api_shim.client_ip import IPNetwork, client_ip
 from api_shim.errors import ApiError
@@ -52,6 +60,84 @@ WARNING_INTERVAL_SECONDS = 60.0
 # An IPv6 client usually holds a whole /64, so counting single addresses would give it
 # 2^64 budgets; its /64 is the identity instead.
 IPV6_CLIENT_PREFIX = 64
+# Client addresses (and X-Forwarded-For chains) recently seen, with the identity each one
+# resolves to: parsing addresses costs more per request than the rest of the check.
+CLIENT_CACHE_SIZE = 4096
+
+# KEYS: one hash per budget (fields w = current window number, c = its count, p = the
+# previous window's count). ARGV: amount and period in milliseconds of each budget, in the
+# order of KEYS. Windows are numbered from Redis's own clock, so every API process agrees.
+# Returns 1 or 0 (taken or refused), then per budget: 1 or 0 (it had room), requests
+# remaining, and milliseconds until one more request fits (`until_at_most`).
+SLIDING_WINDOW_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local budgets = {}
+local taken = 1
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local period = tonumber(ARGV[2 * i])
+  local window = math.floor(now / period)
+  local stored = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
+  local stored_window = tonumber(stored[1])
+  local current, previous = 0, 0
+  if stored_window == window then
+    current = tonumber(stored[2]) or 0
+    previous = tonumber(stored[3]) or 0
+  elseif stored_window == window - 1 then
+    previous = tonumber(stored[2]) or 0
+  end
+  local left = period - (now - window * period)
+  local fits = previous * left / period + current + 1 <= limit
+  if not fits then
+    taken = 0
+  end
+  budgets[i] = {limit, period, window, left, current, previous, fits}
+end
+
+-- Milliseconds until the weighted count is at most `target`, if no request comes: the
+-- previous window's share fades until the current window ends, then the current one's.
+local function until_at_most(target, period, left, current, previous)
+  if target < 0 then
+    return 0
+  end
+  if previous * left / period + current <= target then
+    return 0
+  end
+  if current <= target then
+    return left - (target - current) * period / previous
+  end
+  return left + period - target * period / current
+end
+
+local reply = {taken}
+for i = 1, #KEYS do
+  local limit, period, window, left, current, previous, fits = unpack(budgets[i])
+  if taken == 1 then
+    current = current + 1
+    redis.call('HSET', KEYS[i], 'w', window, 'c', current, 'p', previous)
+    redis.call('PEXPIRE', KEYS[i], 2 * period)
+  end
+  local remaining = math.max(0, math.floor(limit - (previous * left / period + current)))
+  local wait = until_at_most(limit - remaining - 1, period, left, current, previous)
+  reply[#reply + 1] = fits and 1 or 0
+  reply[#reply + 1] = remaining
+  reply[#reply + 1] = math.ceil(wait)
+end
+return reply
+"""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """`amount` requests per `period_seconds`, as in "5/minute"."""
+
+    amount: int
+    period_seconds: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.amount}/{self.period_seconds}s"
 
 
 def limit_class(path: str) -> str | None:
@@ -63,13 +149,14 @@ def limit_class(path: str) -> str | None:
     return None
 
 
-def parse_limit(text: str) -> tuple[RateLimitItem, ...]:
-    """A setting like "5/minute" or "60/minute;2/second" as items; "off" or "" is none."""
+def parse_limit(text: str) -> tuple[Budget, ...]:
+    """A setting like "5/minute" or "60/minute;2/second" as budgets; "off" or "" is none."""
     if text.strip().lower() in ("", "off"):
         return ()
-    return tuple(parse_many(text))
+    return tuple(Budget(item.amount, item.get_expiry()) for item in parse_many(text))
 
 
+@functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)
 def client_key(address: str) -> str:
     """The identity a budget is kept under: the address, or its /64 for IPv6."""
     try:
@@ -87,8 +174,8 @@ class Verdict:
 
     With several limits (e.g. "60/minute;2/second") it describes the binding one: a limit
     that refused (the longest wait), otherwise the one with the fewest requests left.
-    `reset_seconds` is the whole number of seconds, at least 1, until that window lets
-    another request through.
+    `reset_seconds` is the whole number of seconds, at least 1, until that budget has room
+    for one more request than `remaining`.
     """
 
     allowed: bool
@@ -112,15 +199,37 @@ def _binding(verdicts: Sequence[Verdict]) -> Verdict:
     return min(verdicts, key=lambda verdict: (verdict.remaining, -verdict.reset_seconds))
 
 
+def verdicts_of(reply: Sequence[int], budgets: Sequence[Budget]) -> list[Verdict]:
+    """The per-budget verdicts of one `SLIDING_WINDOW_SCRIPT` reply."""
+    verdicts = []
+    for index, budget in enumerate(budgets):
+        fits, remaining, wait_ms = reply[1 + 3 * index : 4 + 3 * index]
+        reset = max(1, math.ceil(int(wait_ms) / 1000))
+        verdicts.append(Verdict(bool(fits), budget.amount, int(remaining), reset))
+    return verdicts
+
+
+class _ProcessRedis:
+    """This process's Redis client and script handle (granian forks after the app is built)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pid = os.getpid()
+        self.client = client
+        self.script = client.register_script(SLIDING_WINDOW_SCRIPT)
+
+
 class InboundLimiter:
     """Takes requests from per-client budgets kept in Redis under `osutrack:inbound`."""
 
-    def __init__(self, redis_url: str, limits: Mapping[str, Sequence[RateLimitItem]]) -> None:
+    def __init__(self, redis_url: str, limits: Mapping[str, Sequence[Budget]]) -> None:
         self._redis_url = redis_url
-        self._limits = {kind: tuple(items) for kind, items in limits.items()}
+        self._budgets = {kind: tuple(budgets) for kind, budgets in limits.items() if budgets}
+        self._args = {
+            kind: [value for b in budgets for value in (b.amount, b.period_seconds * 1000)]
+            for kind, budgets in self._budgets.items()
+        }
         self._lock = threading.Lock()
-        self._pid = 0
-        self._strategy: SlidingWindowCounterRateLimiter | None = None
+        self._redis: _ProcessRedis | None = None
         self._last_warning = -math.inf
 
     @classmethod
@@ -133,23 +242,26 @@ class InboundLimiter:
             },
         )
 
-    def _limiter(self) -> SlidingWindowCounterRateLimiter:
-        # Built on first use in each process, like the other Redis clients: granian forks
-        # its workers after the app is created. The sliding window counter keeps two
-        # counters per client and costs one small script per check, yet unlike a fixed
-        # window it does not let a client spend two windows' worth across a boundary
-        # (10 updates in a few seconds under 5/minute).
+    def limits(self, kind: str) -> bool:
+        """True when requests of class `kind` have a budget."""
+        return kind in self._budgets
+
+    def _process_redis(self) -> _ProcessRedis:
+        current = self._redis
+        if current is not None and current.pid == os.getpid():
+            return current
         with self._lock:
-            if self._strategy is None or self._pid != os.getpid():
-                storage = RedisStorage(
-                    self._redis_url,
-                    key_prefix=KEY_PREFIX,
-                    socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
-                    socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            if self._redis is None or self._redis.pid != os.getpid():
+                # A pool inherited across a fork belongs to the parent; a new one is built
+                # (redis-py's pool also checks its pid and never reuses such sockets).
+                self._redis = _ProcessRedis(
+                    redis.Redis.from_url(
+                        self._redis_url,
+                        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+                        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+                    )
                 )
-                self._strategy = SlidingWindowCounterRateLimiter(storage)
-                self._pid = os.getpid()
-            return self._strategy
+            return self._redis
 
     def hit(self, kind: str, client: str) -> Verdict | None:
         """Take one request of class `kind` from `client`'s budget.
@@ -157,22 +269,18 @@ class InboundLimiter:
         None when that class is not limited, or when Redis cannot be reached (the request
         is let through and a warning logged).
         """
-        items = self._limits.get(kind, ())
-        if not items:
+        budgets = self._budgets.get(kind)
+        if budgets is None:
             return None
-        key = client_key(client)
+        identity = client_key(client)
+        keys = [f"{KEY_PREFIX}:{kind}:{identity}:{budget.label}" for budget in budgets]
         try:
-            limiter = self._limiter()
-            verdicts = []
-            for item in items:
-                allowed = limiter.hit(item, kind, key)
-                stats = limiter.get_window_stats(item, kind, key)
-                reset = max(1, math.ceil(stats.reset_time - time.time()))
-                verdicts.append(Verdict(allowed, item.amount, stats.remaining, reset))
+            handle = self._process_redis()
+            reply = handle.script(keys=keys, args=self._args[kind], client=handle.client)
         except redis.RedisError as err:
             self._warn(err)
             return None
-        return _binding(verdicts)
+        return _binding(verdicts_of(reply, budgets))
 
     def _warn(self, err: Exception) -> None:
         now = time.monotonic()
@@ -190,13 +298,18 @@ class InboundRateLimit:
 
     def __init__(self, limiter: InboundLimiter, trusted_proxies: Sequence[IPNetwork]) -> None:
         self._limiter = limiter
-        self._trusted = tuple(trusted_proxies)
+        trusted = tuple(trusted_proxies)
+        # Cached per middleware, since the answer depends on its trusted proxies.
+        self._client_of = functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)(
+            lambda peer, forwarded_for: client_ip(peer, forwarded_for, trusted)
+        )
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         kind = limit_class(req.path)
-        if kind is None:
+        # An unlimited class needs no client address, whose parsing is most of the cost.
+        if kind is None or not self._limiter.limits(kind):
             return
-        client = client_ip(req.remote_addr, req.get_header("X-Forwarded-For"), self._trusted)
+        client = self._client_of(req.remote_addr, req.get_header("X-Forwarded-For"))
         verdict = self._limiter.hit(kind, client)
         req.context.rate_limit = verdict
         if verdict is not None and not verdict.allowed:

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         for case in cases(args.users)
         if case.name == "/ping" or any(text in case.name for text in wanted)
     ]
-    with running_api(env, out / "api.log") as api:
+    with running_api(env, out / "api.log", args.api_threads) as api:
         for run_index in range(args.runs):
             for case in all_cases:
                 figures = _measure(api.base_url, out, case, args.duration, f"r{run_index}")
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if not args.limiter:
         return summary
     limited = dict(env, RATE_LIMIT_READ="100000000/minute")
-    with running_api(limited, out / "api_limiter.log") as api:
+    with running_api(limited, out / "api_limiter.log", args.api_threads) as api:
         for run_index in range(args.runs):
             for case in all_cases:
                 if case.name in LIMITER_CASES:
@@ -268,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-limiter", dest="limiter", action="store_false", help="skip the limiter-on cases"
+    )
+    parser.add_argument(
+        "--api-threads",
+        type=int,
+        default=4,
+        help="granian blocking threads per API process (API_THREADS; devstack's default 4)",
     )
     parser.add_argument("--explain", action="store_true", help="write plans.md")
     parser.add_argument(

@@ -57,13 +57,17 @@ def api_command(host: str, port: int, threads: int = 4) -> list[str]:
 
     Fewer threads serve reads faster (bench/README.md, server choice), but each POST
     /update that waits for its job holds a thread: `threads` bounds the waiting updates
-    per process before reads queue behind them (API_THREADS).
+    per process before reads queue behind them (API_THREADS). HTTP/1.1 only and no
+    WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
+    does not have to sniff for them serves plain requests a little faster (bench/README.md,
+    read endpoints).
     """
     return [
         sys.executable, "-m", "granian",
         "--interface", "wsgi",
         "--host", host, "--port", str(port),
         "--workers", "2", "--blocking-threads", str(threads),
+        "--http", "1", "--no-ws",
         "api_shim.wsgi:app",
     ]  # fmt: skip
 

@@ -58,7 +58,9 @@ def _assert_rate_headers(
 ) -> None:
     assert result.headers["ratelimit-limit"] == str(limit)
     assert result.headers["ratelimit-remaining"] == str(remaining)
-    assert 1 <= int(result.headers["ratelimit-reset"]) <= window
+    # A request taken now slides out of the budget during the next window, so the wait for
+    # one more request is at most two windows.
+    assert 1 <= int(result.headers["ratelimit-reset"]) <= 2 * window
 
 
 def _assert_too_many(result: testing.Result, limit: int) -> None:
@@ -67,7 +69,8 @@ def _assert_too_many(result: testing.Result, limit: int) -> None:
     assert result.json["error"].startswith("Too many requests; ")
     retry_after = result.headers["retry-after"]
     assert retry_after.isdigit()
-    assert 1 <= int(retry_after) <= 60
+    assert 1 <= int(retry_after) <= 120
+    assert retry_after == result.headers["ratelimit-reset"]
     _assert_rate_headers(result, limit, 0)
 
 
@@ -158,7 +161,7 @@ def test_several_limits_report_the_tightest(make_client: AppFactory) -> None:
     refused = _post_update(client)
     assert refused.status_code == 429
     assert refused.headers["ratelimit-limit"] == "2"
-    assert 60 < int(refused.headers["retry-after"]) <= 3600
+    assert 60 < int(refused.headers["retry-after"]) <= 7200
 
 
 def test_forged_forwarded_for_does_not_dodge_the_limit(make_client: AppFactory) -> None:

@@ -1,21 +1,25 @@
-"""The inbound limiter's pure parts: which paths are limited, limits, client keys, verdicts."""
+"""The inbound limiter's pure parts: which paths are limited, limits, client keys, verdicts.
+
+The sliding window script itself runs against a real Redis in `test_ratelimit_script.py`.
+"""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-from limits import parse
 
 from api_shim.ratelimit import (
     READ,
     UPDATE,
+    Budget,
     InboundLimiter,
     Verdict,
     _binding,
     client_key,
     limit_class,
     parse_limit,
+    verdicts_of,
 )
 
 
@@ -46,8 +50,9 @@ def test_limit_class(path: str, expected: str | None) -> None:
 def test_parse_limit() -> None:
     assert parse_limit("off") == ()
     assert parse_limit("") == ()
-    assert parse_limit("5/minute") == (parse("5/minute"),)
-    assert parse_limit("60/minute;2/second") == (parse("60/minute"), parse("2/second"))
+    assert parse_limit("5/minute") == (Budget(5, 60),)
+    assert parse_limit("60/minute;2/second") == (Budget(60, 60), Budget(2, 1))
+    assert parse_limit("10/2 hours") == (Budget(10, 7200),)
 
 
 @pytest.mark.parametrize(
@@ -81,10 +86,24 @@ def test_binding_verdict_is_the_tightest() -> None:
     assert _binding([refused_short, refused_long]) == refused_long
 
 
+def test_verdicts_of_a_script_reply() -> None:
+    budgets = (Budget(60, 60), Budget(2, 1))
+    # Refused by the second budget: nothing taken; waits are milliseconds, rounded up.
+    reply = [0, 1, 57, 1500, 0, 0, 400]
+    assert verdicts_of(reply, budgets) == [
+        Verdict(allowed=True, limit=60, remaining=57, reset_seconds=2),
+        Verdict(allowed=False, limit=2, remaining=0, reset_seconds=1),
+    ]
+    # A zero wait (the budget is whole) still says at least one second.
+    assert verdicts_of([1, 1, 60, 0], budgets[:1])[0].reset_seconds == 1
+
+
 def test_unlimited_class_touches_nothing() -> None:
     limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: (), READ: parse_limit("off")})
     assert limiter.hit(UPDATE, "198.51.100.1") is None
     assert limiter.hit(READ, "198.51.100.1") is None
+    assert not limiter.limits(UPDATE)
+    assert not limiter.limits(READ)
 
 
 def test_redis_down_fails_open_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
