@@ -17,4 +17,5 @@ USER osutrack
 
 EXPOSE 8000
 CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "8000", \
-     "--workers", "2", "--blocking-threads", "4", "api_shim.wsgi:app"]
+     "--workers", "2", "--blocking-threads", "4", "--http", "1", "--no-ws",
+     "api_shim.wsgi:app"]
