@@ -24,7 +24,12 @@ from api_shim.errors import ApiError
 from api_shim.params import Window
 from api_shim.rankings import HEAVY_LOCK_KEY, BestPlays
 from api_shim.reader import Prepared, libpq_dsn
-from osutrack.schema import hiscores
+from osutrack.schema import (
+    bestplays_month_changes,
+    bestplays_month_lists,
+    bestplays_months,
+    hiscores,
+)
 from osutrack.timefmt import iso_z
 from worker.bestplays import refresh_bestplays, refresh_month_lists
 
@@ -58,9 +63,12 @@ class SessionReader:
 @pytest.fixture
 def plays(db_session: Session) -> list[dict[str, Any]]:
     """400 hiscores over two years with repeated pp values and score times (ties)."""
-    # Only this test's plays in the mode (integration tests may commit theirs to the same
-    # database; the deletion is rolled back with the test).
+    # Only this test's plays and lists in the mode (integration tests may commit theirs,
+    # and beat its month lists, to the same database; the deletions are rolled back with
+    # the test). The change log goes last: deleting the plays logs their months.
     db_session.execute(hiscores.delete().where(hiscores.c.mode == MODE))
+    for table in (bestplays_months, bestplays_month_lists, bestplays_month_changes):
+        db_session.execute(table.delete().where(table.c.mode == MODE))
     rng = random.Random(7)
     rows = []
     for score_id in range(1, 401):
