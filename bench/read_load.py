@@ -282,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="commit this many synthetic updates, then time the beat refreshes",
     )
+    parser.add_argument(
+        "--refresh-spread-days",
+        type=int,
+        default=3650,
+        help="score times of those updates' plays: uniform over this many days back",
+    )
     args = parser.parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS_ROOT / f"read_load_{stamp}"
@@ -292,7 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plans: {out / 'plans.md'}")
     if args.refresh_updates:
         updates_since = datetime.now(UTC)
-        add_updates(args.database_url, args.refresh_updates, 10**8, seed=3)
+        add_updates(
+            args.database_url,
+            args.refresh_updates,
+            10**8,
+            seed=3,
+            spread_days=args.refresh_spread_days,
+        )
         timings = time_refreshes(args.database_url, since=updates_since)
         (out / "refresh.json").write_text(json.dumps(timings))
         print(f"refresh after {args.refresh_updates} updates:", timings)

@@ -247,9 +247,12 @@ def settle(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def add_updates(database_url: str, updates: int, first_user: int, seed: int) -> None:
+def add_updates(
+    database_url: str, updates: int, first_user: int, seed: int, spread_days: int = 3650
+) -> None:
     """Commit `updates` synthetic updates of new players in mode 0: each one snapshot and
-    100 hiscores, a tenth of them with pp high enough to enter a 10,000-row top list."""
+    100 hiscores, a tenth of them with pp high enough to enter a 10,000-row top list,
+    with score times spread uniformly over the last `spread_days` days."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     conn = psycopg2.connect(libpq(database_url))
@@ -269,7 +272,9 @@ def add_updates(database_url: str, updates: int, first_user: int, seed: int) -> 
                 for index in range(100):
                     score_id += 1
                     pp = 600 + rng.random() * 400 if index < 10 else rng.random() * 300
-                    rows.append((score_id, user, pp, now - timedelta(days=rng.randint(0, 3650))))
+                    rows.append(
+                        (score_id, user, pp, now - timedelta(days=rng.randint(0, spread_days)))
+                    )
                 cursor.executemany(
                     "INSERT INTO hiscores (mode, score_id, user_id, beatmap_id, score, pp, mods,"
                     " rank, score_time, update_time)"
