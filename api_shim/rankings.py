@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import falcon
 import orjson
+import psycopg2
 from spectree import Response
 
 from api_shim import params, queries, windows
@@ -166,15 +167,23 @@ class BestPlays:
         try:
             deadline = time.monotonic() + HEAVY_WAIT_SECONDS
             timeout = str(HEAVY_STATEMENT_TIMEOUT_MS)
-            while not reader.fetch(_TAKE_HEAVY, (HEAVY_LOCK_KEY, timeout))[0][0]:
-                if time.monotonic() >= deadline:
-                    reader.fetch(_RELEASE_TIMEOUT, ())
-                    raise ApiError(503, BUSY_MESSAGE, retry_after=1)
-                time.sleep(HEAVY_POLL_SECONDS)
             try:
-                return run()
-            finally:
-                reader.fetch(_RELEASE_HEAVY, (HEAVY_LOCK_KEY,))
+                while not reader.fetch(_TAKE_HEAVY, (HEAVY_LOCK_KEY, timeout))[0][0]:
+                    if time.monotonic() >= deadline:
+                        reader.fetch(_RELEASE_TIMEOUT, ())
+                        raise ApiError(503, BUSY_MESSAGE, retry_after=1)
+                    time.sleep(HEAVY_POLL_SECONDS)
+                try:
+                    return run()
+                finally:
+                    reader.fetch(_RELEASE_HEAVY, (HEAVY_LOCK_KEY,))
+            except psycopg2.Error:
+                # A statement failed while this session may hold the lock or the heavy
+                # timeout (a release cancelled by an operator, say). A session kept like
+                # that would refuse every heavy request of the server until it restarts;
+                # ending it releases both, whichever statement failed.
+                reader.discard()
+                raise
         finally:
             self._heavy_admitted.release()
 

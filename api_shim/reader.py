@@ -112,6 +112,14 @@ class Reader:
             local.conn, local.pid = conn, os.getpid()
         return local.conn
 
+    def discard(self) -> None:
+        """Close the calling thread's connection; the next read opens a new one.
+
+        Ending the session undoes everything it held: session advisory locks and settings
+        changed with `set_config`, whatever statement failed on the way.
+        """
+        self._drop(self._local)
+
     @staticmethod
     def _drop(local: _Local) -> None:
         if local.conn is not None and local.pid == os.getpid():

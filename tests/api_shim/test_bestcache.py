@@ -101,6 +101,19 @@ class _NoStampReader:
             return []
         return self._reader.fetch(sql, args)
 
+    def discard(self) -> None:
+        self._reader.discard()
+
+
+class _FailingReleaseReader(_NoStampReader):
+    """As `_NoStampReader`, but the release of the heavy slot fails in Postgres (as a
+    cancelled statement would), with the session and its lock still alive."""
+
+    def fetch(self, sql: str | Prepared, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if sql == rankings._RELEASE_HEAVY:
+            return super().fetch("SELECT 1 / 0", ())
+        return super().fetch(sql, args)
+
 
 NO_PLAYS = Window(datetime(1990, 1, 1, tzinfo=UTC), datetime(1990, 3, 1, tzinfo=UTC))
 
@@ -153,3 +166,16 @@ class _NoTableReader:
 def test_without_a_rebuild_answers_are_computed_in_the_slot() -> None:
     best = rankings.BestPlays(_NoTableReader)
     assert best.body(0, Window(), 10) == b"[]"
+
+
+def test_a_failed_release_does_not_keep_the_heavy_slot(database_url: str) -> None:
+    reader = Reader(database_url, 5000)
+    best = rankings.BestPlays(lambda: _FailingReleaseReader(reader))
+    with pytest.raises(psycopg2.DataError):
+        best.body(0, NO_PLAYS, 10)
+    # The session that held the lock is gone: another API process can take the slot, and
+    # this thread's next read runs with the connection's own timeout again.
+    other = Reader(database_url, 5000)
+    assert other.fetch("SELECT pg_try_advisory_lock(%s)", (rankings.HEAVY_LOCK_KEY,)) == [(True,)]
+    other.fetch("SELECT pg_advisory_unlock(%s)", (rankings.HEAVY_LOCK_KEY,))
+    assert reader.fetch("SHOW statement_timeout", ()) == [("5s",)]
