@@ -14,12 +14,13 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from osutrack.schema import (
     bestplays,
     bestplays_month_lists,
+    bestplays_months,
     finished_updates,
     hiscores,
     peaks,
@@ -79,9 +80,30 @@ def delete_user_data(session: Session, user_id: int) -> dict[str, int]:
     """Delete every row about `user_id`; return rows deleted per table.
 
     Deleting the player's rows from `bestplays` leaves a gap in that mode's positions
-    until beat's next rebuild; the order of the rows left is unchanged.
+    until beat's next rebuild; the order of the rows left is unchanged. The month lists
+    holding one of the player's plays are dropped whole instead: a
+    reader relies on their positions being complete, and answers a month without a list
+    from hiscores until beat builds it again.
     """
     counts: dict[str, int] = {}
+    listed = (
+        select(bestplays_months.c.mode, bestplays_months.c.month)
+        .where(bestplays_months.c.user_id == user_id)
+        .distinct()
+    )
+    counts[bestplays_months.name] = 0
+    for mode, month in session.execute(listed).all():
+        session.execute(
+            delete(bestplays_month_lists).where(
+                bestplays_month_lists.c.mode == mode, bestplays_month_lists.c.month == month
+            )
+        )
+        result = session.execute(
+            delete(bestplays_months).where(
+                bestplays_months.c.mode == mode, bestplays_months.c.month == month
+            )
+        )
+        counts[bestplays_months.name] += int(result.rowcount)  # type: ignore[attr-defined]
     for table in USER_TABLES:
         result = session.execute(delete(table).where(table.c.user_id == user_id))
         counts[table.name] = int(result.rowcount)  # type: ignore[attr-defined]

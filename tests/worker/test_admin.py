@@ -12,7 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from devstack.env import child_env
-from osutrack.schema import bestplays_month_changes, bestplays_months, refresh_schedule
+from osutrack.schema import (
+    bestplays_month_changes,
+    bestplays_month_lists,
+    bestplays_months,
+    refresh_schedule,
+)
 from worker.admin import USER_TABLES, delete_user_data, recompute_tables, refresh_all
 from worker.bestplays import refresh_month_lists
 from worker.updates import store_update
@@ -130,3 +135,30 @@ def test_recompute_rebuilds_month_lists_that_beat_would_not_touch(db_session: Se
         listed = _month_list(db_session, month)
         assert listed == _month_top(db_session, month, 10_000)
         assert any(score_id in (810002001, 810002002) for score_id, _ in listed)
+
+
+def test_delete_user_drops_the_month_lists_holding_their_plays(db_session: Session) -> None:
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    banned = dataclasses.replace(_play(8_100_030, 810003001), score_time=march, pp=990.0)
+    kept = dataclasses.replace(_play(8_100_031, 810003101), score_time=T0, pp=980.0)
+    store_update(db_session, Player(8_100_030, "banned", STATS), 0, [banned], job_id=None, now=T0)
+    store_update(db_session, Player(8_100_031, "kept", STATS), 0, [kept], job_id=None, now=T0)
+    refresh_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
+    assert 810003001 in [score_id for score_id, _ in _month_list(db_session, march)]
+
+    counts = delete_user_data(db_session, 8_100_030)
+
+    assert counts["bestplays_months"] >= 1
+    # No list shows the banned player's play any more: their month has no list (answered
+    # from hiscores until beat rebuilds it), and other months keep theirs.
+    assert _month_list(db_session, march) == []
+    built = db_session.scalar(
+        select(func.count())
+        .select_from(bestplays_month_lists)
+        .where(bestplays_month_lists.c.mode == 0, bestplays_month_lists.c.month == march)
+    )
+    assert built == 0
+    assert 810003101 in [score_id for score_id, _ in _month_list(db_session, T0)]
+    rebuilt = refresh_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
+    assert rebuilt.months >= 1
+    assert _month_list(db_session, march) == _month_top(db_session, march, 10_000)
