@@ -82,3 +82,47 @@ def test_every_migration_steps_down_and_up_again(scratch_url: str) -> None:
             assert compare_metadata(MigrationContext.configure(connection), metadata) == []
     finally:
         engine.dispose()
+
+
+def test_0004_reruns_after_its_index_build_failed(scratch_url: str) -> None:
+    """The state a failed concurrent build leaves: version 0003, the watermark table
+    already committed, an INVALID index under the new index's name."""
+    upgrade(scratch_url, "0004")
+    command.downgrade(alembic_config(scratch_url), "0003")
+    engine = sa.create_engine(scratch_url, isolation_level="AUTOCOMMIT")
+    snapshot = (
+        "INSERT INTO stats_snapshots (user_id, mode, count300, count100, count50, playcount,"
+        " ranked_score, total_score, pp_rank, level, pp_raw, accuracy, count_rank_ss,"
+        " count_rank_s, count_rank_a, captured_at)"
+        " VALUES (:user, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 99, 1, 1, 1, now())"
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "CREATE TABLE job_watermarks (job varchar(64) PRIMARY KEY,"
+                    " watermark timestamptz NOT NULL)"
+                )
+            )
+            for user in (1, 2):
+                connection.execute(sa.text(snapshot), {"user": user})
+            # Two snapshots in mode 0: a unique build on mode fails and stays INVALID.
+            with pytest.raises(sa.exc.IntegrityError):
+                connection.execute(
+                    sa.text(
+                        "CREATE UNIQUE INDEX CONCURRENTLY stats_snapshots_captured_at"
+                        " ON stats_snapshots (mode)"
+                    )
+                )
+        upgrade(scratch_url, "0004")
+        with engine.connect() as connection:
+            index = connection.execute(
+                sa.text(
+                    "SELECT i.indisvalid, i.indisunique FROM pg_index i"
+                    " JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE c.relname = 'stats_snapshots_captured_at'"
+                )
+            ).one()
+            assert tuple(index) == (True, False)
+    finally:
+        engine.dispose()

@@ -16,7 +16,6 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
@@ -26,13 +25,25 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "job_watermarks",
-        sa.Column("job", sa.String(length=64), nullable=False),
-        sa.Column("watermark", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("job", name="job_watermarks_pkey"),
+    # The autocommit block below commits this table before the index is built. If the build
+    # then fails, the version stays at 0003 with the table in place: IF NOT EXISTS lets the
+    # rerun go through.
+    op.execute(
+        "CREATE TABLE IF NOT EXISTS job_watermarks ("
+        " job varchar(64) NOT NULL,"
+        " watermark timestamptz NOT NULL,"
+        " CONSTRAINT job_watermarks_pkey PRIMARY KEY (job))"
     )
     with op.get_context().autocommit_block():
+        # A failed concurrent build leaves an INVALID index that IF NOT EXISTS would keep
+        # (and the planner never uses): drop it so the rerun builds it again.
+        op.execute(
+            "DO $$ BEGIN"
+            " IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = 'stats_snapshots_captured_at' AND NOT i.indisvalid) THEN"
+            " DROP INDEX stats_snapshots_captured_at;"
+            " END IF; END $$"
+        )
         op.execute(
             "CREATE INDEX CONCURRENTLY IF NOT EXISTS stats_snapshots_captured_at"
             " ON stats_snapshots (captured_at)"
