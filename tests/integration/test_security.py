@@ -321,7 +321,7 @@ def test_debug_logs_do_not_carry_the_v1_key(secret_stacks: SecretStacks) -> None
 
 SCANNED_PACKAGES = ("worker", "api_shim", "osutrack")
 # Calls whose first argument is SQL text that the database parses.
-SQL_CALLS = frozenset({"text", "execute", "exec_driver_sql", "literal_column", "DDL"})
+SQL_CALLS = frozenset({"text", "execute", "exec_driver_sql", "literal_column", "DDL", "fetch"})
 
 
 def _builds_a_string(node: ast.AST) -> bool:
@@ -401,9 +401,9 @@ REVIEWED_PREPARED = {
 def sql_built_from_strings(source: str, filename: str) -> list[str]:
     """Places in `source` where a SQL-taking call gets a string built at run time.
 
-    The first argument of text()/execute()/exec_driver_sql()/literal_column()/DDL() is
-    flagged when it is, or is a local name assigned from, an f-string with placeholders,
-    `%`/`+` on a string, or `.format()`/`.join()`/`.replace()`. Constant strings and
+    The first argument of text()/execute()/exec_driver_sql()/literal_column()/DDL() and of
+    the shim's reader.fetch() is flagged when it is, or is a local name assigned from, an
+    f-string with placeholders, `%`/`+` on a string, or `.format()`/`.join()`/`.replace()`. Constant strings and
     SQLAlchemy constructs (select(...), a name bound to one) pass.
     """
     tree = ast.parse(source, filename)
@@ -433,6 +433,7 @@ conn.exec_driver_sql("SELECT " + column)
 query = "DELETE FROM t WHERE name = '{}'".format(name)
 session.execute(query)
 literal_column(f"pp {direction}")
+reader.fetch("SELECT * FROM hiscores WHERE user_id = " + user, ())
 """
     passed = """
 conn.execute(text("SELECT 1"))
@@ -443,7 +444,7 @@ pipe.execute()
 Index("i", text("lower(username)"))
 """
     lines = {int(finding.split(":")[1]) for finding in sql_built_from_strings(flagged, "f.py")}
-    assert lines == {2, 3, 4, 6, 7}
+    assert lines == {2, 3, 4, 6, 7, 8}
     assert sql_built_from_strings(passed, "passed.py") == []
 
 
