@@ -403,8 +403,8 @@ def sql_built_from_strings(source: str, filename: str) -> list[str]:
 
     The first argument of text()/execute()/exec_driver_sql()/literal_column()/DDL() and of
     the shim's reader.fetch() is flagged when it is, or is a local name assigned from, an
-    f-string with placeholders, `%`/`+` on a string, or `.format()`/`.join()`/`.replace()`. Constant strings and
-    SQLAlchemy constructs (select(...), a name bound to one) pass.
+    f-string with placeholders, `%`/`+` on a string, or `.format()`/`.join()`/`.replace()`.
+    Constant strings and SQLAlchemy constructs (select(...), a name bound to one) pass.
     """
     tree = ast.parse(source, filename)
     assigned = _assignments(tree)
