@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-app = Celery("osutrack", include=["worker.tasks", "worker.heartbeat", "worker.logcontext"])
+app = Celery(
+    "osutrack", include=["worker.tasks", "worker.heartbeat", "worker.releaser", "worker.logcontext"]
+)
 app.config_from_object("celeryconfig")

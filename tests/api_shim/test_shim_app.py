@@ -271,6 +271,7 @@ def test_health_names_what_is_down(client: testing.TestClient) -> None:
         "postgres": "down",
         "redis": "down",
         "workers": 0,
+        "osu_api": "unknown",
         "error": "down: postgres, redis, workers",
     }
 
