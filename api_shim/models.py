@@ -41,11 +41,13 @@ Bound = Annotated[
 ]
 FROM_DESCRIPTION = (
     "Start (inclusive): a UTC date like 2020-01-01 (from its first moment) or an "
-    "ISO 8601 instant; unbounded when absent"
+    "ISO 8601 instant; unbounded when absent. Times are compared as printed (whole "
+    "seconds): a fraction rounds `from` up to the next second"
 )
 TO_DESCRIPTION = (
     "End (inclusive): a UTC date like 2021-01-01 (up to its last moment) or an "
-    "ISO 8601 instant; unbounded when absent"
+    "ISO 8601 instant, with its whole second (a printed time includes the rows printed "
+    "with it); unbounded when absent"
 )
 
 
