@@ -138,20 +138,32 @@ def start_private_services(settings: Settings, supervisor: Supervisor) -> dict[s
     return found
 
 
-def app_commands(settings: Settings) -> dict[str, list[str]]:
-    """The long-running children, by name, in start order."""
+# What each child prints once it is up (the API is judged by GET /health instead).
+WORKER_READY = " ready."
+BEAT_READY = "beat: Starting..."
+
+
+def app_commands(settings: Settings) -> dict[str, tuple[list[str], str | None]]:
+    """The long-running children, by name, in start order, with their ready line."""
     return {
-        "worker": worker_command(
-            concurrency=settings.worker_concurrency, loglevel=settings.log_level
+        "worker": (
+            worker_command(concurrency=settings.worker_concurrency, loglevel=settings.log_level),
+            WORKER_READY,
         ),
-        "refresher": worker_command(
-            queues=BACKGROUND_QUEUES,
-            concurrency=1,
-            hostname="refresher1@%h",
-            loglevel=settings.log_level,
+        "refresher": (
+            worker_command(
+                queues=BACKGROUND_QUEUES,
+                concurrency=1,
+                hostname="refresher1@%h",
+                loglevel=settings.log_level,
+            ),
+            WORKER_READY,
         ),
-        "beat": beat_command(loglevel=settings.log_level),
-        "api": api_command(settings.host, settings.port, settings.api_threads, access_log=True),
+        "beat": (beat_command(loglevel=settings.log_level), BEAT_READY),
+        "api": (
+            api_command(settings.host, settings.port, settings.api_threads, access_log=True),
+            None,
+        ),
     }
 
 
@@ -212,14 +224,14 @@ def _run_children(settings: Settings, supervisor: Supervisor, stack: dict[str, s
     else:
         say("devstack", "worker.migrate is missing: the schema was NOT migrated")
 
-    for name, cmd in app_commands(settings).items():
-        supervisor.start(name, cmd, env)
+    for name, (cmd, ready_text) in app_commands(settings).items():
+        supervisor.start(name, cmd, env, ready_text)
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     base = f"http://{shown_host}:{settings.port}"
     wait_until(
-        lambda: _healthy(f"{base}/health"),
+        lambda: supervisor.all_ready() and _healthy(f"{base}/health"),
         timeout=STARTUP_TIMEOUT_SECONDS,
-        what=f"GET {base}/health answering 200 (API, Postgres, Redis and a worker up)",
+        what=f"every worker and beat ready, and GET {base}/health answering 200",
         alive=supervisor.keep_alive,
         interval=POLL_SECONDS,
     )

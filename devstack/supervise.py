@@ -39,10 +39,13 @@ def say(name: str, line: str) -> None:
         sys.stdout.flush()
 
 
-def _pump(name: str, stream: IO[bytes]) -> None:
+def _pump(name: str, stream: IO[bytes], ready_text: str | None, ready: threading.Event) -> None:
     for raw in iter(stream.readline, b""):
         _Clock.last_output = time.monotonic()
-        say(name, raw.decode(errors="replace").rstrip("\r\n"))
+        line = raw.decode(errors="replace").rstrip("\r\n")
+        say(name, line)
+        if ready_text is not None and ready_text in line:
+            ready.set()
     stream.close()
 
 
@@ -76,24 +79,44 @@ class Unit(Protocol):
 
 
 class Command:
-    """A command whose stdout and stderr are relayed with a `name` prefix."""
+    """A command whose stdout and stderr are relayed with a `name` prefix.
 
-    def __init__(self, name: str, cmd: Sequence[str], env: Mapping[str, str]) -> None:
+    It counts as ready once it has printed a line containing `ready_text` (at once without).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        ready_text: str | None = None,
+    ) -> None:
         self.name = name
         self.cmd = list(cmd)
         self.env = dict(env)
+        self.ready_text = ready_text
         self.proc: subprocess.Popen[bytes] | None = None
         self._pump: threading.Thread | None = None
+        self._ready = threading.Event()
 
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
     def start(self) -> None:
+        self._ready.clear()
         self.proc = spawn(self.cmd, env=self.env, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
-        self._pump = threading.Thread(target=_pump, args=(self.name, self.proc.stdout), daemon=True)
+        self._pump = threading.Thread(
+            target=_pump,
+            args=(self.name, self.proc.stdout, self.ready_text, self._ready),
+            daemon=True,
+        )
         self._pump.start()
+
+    def is_ready(self) -> bool:
+        """True once the running process has printed `ready_text`."""
+        return self.exit_code() is None and (self.ready_text is None or self._ready.is_set())
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -166,9 +189,15 @@ class Supervisor:
         self._deaths: dict[str, deque[float]] = {}
         self._restart_at: dict[str, float] = {}
 
-    def start(self, name: str, cmd: Sequence[str], env: Mapping[str, str]) -> Command:
+    def start(
+        self,
+        name: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        ready_text: str | None = None,
+    ) -> Command:
         """Start `cmd` with `env` as a supervised child named `name`."""
-        child = Command(name, cmd, env)
+        child = Command(name, cmd, env, ready_text)
         self.add(child)
         return child
 
@@ -203,6 +232,10 @@ class Supervisor:
         """`check()` for `wait_until(alive=...)`: restarts happen during start-up waits too."""
         self.check()
         return True
+
+    def all_ready(self) -> bool:
+        """True when every command child is running and has said it is ready."""
+        return all(c.is_ready() for c in self.children if isinstance(c, Command))
 
     def quiet_for(self, seconds: float) -> bool:
         """True when no child has written a line for `seconds`."""

@@ -3,8 +3,8 @@
 RedBeat's own `tick` lets a Redis connection error escape, which ends beat. Here a tick that
 cannot reach Redis logs a warning and is tried again a little later; the lock, kept in
 Redis, is extended as usual once Redis is back (AOF keeps it across a restart). A lock lost
-meanwhile (expired, or taken by another beat) is waited for again, as at start-up, so two
-beats never schedule at once.
+meanwhile (expired, taken by another beat, or gone with Redis' data) is waited for again,
+as at start-up, so two beats never schedule at once, and the schedule is stored again.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ class RetryingRedBeatScheduler(RedBeatScheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         try:
             if self.lock_key and self.lock is None:
-                # The lock could not be taken at start-up, or was lost: wait for it.
+                # The lock could not be taken at start-up, or was lost: wait for it, then
+                # store the schedule again (a Redis that lost its data lost that too).
                 acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=self))
+                self.setup_schedule()
             return float(super().tick(*args, **kwargs))
         except redis.exceptions.LockError as exc:
             log.warning("beat: lost the schedule lock (%s); waiting for it again", exc)
