@@ -95,6 +95,6 @@ def test_redis_refuses_a_client_without_the_password(redis_server: RedisServer) 
     assert _mode(redis_server.password_path) == 0o600
     assert _mode(redis_server.config_path) == 0o600
     assert redis_server.pid is not None
-    assert redis_server.password.encode() not in Path(
-        f"/proc/{redis_server.pid}/cmdline"
-    ).read_bytes()
+    assert (
+        redis_server.password.encode() not in Path(f"/proc/{redis_server.pid}/cmdline").read_bytes()
+    )
