@@ -37,7 +37,7 @@ from devstack.env import child_env, write_env_file
 from devstack.procs import port_open, wait_until
 from devstack.services import PostgresServer, RedisServer, ServiceError
 from devstack.supervise import GaveUp, Server, Supervisor, run_to_end, say
-from osutrack.settings import Settings, SettingsError, load_settings
+from osutrack.settings import Settings, SettingsError, load_settings, setting_names
 from simulator.identity import MAX_USER_ID, fixture_players
 
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -118,6 +118,21 @@ def ready_summary(settings: Settings, base: str, simulated: bool) -> list[str]:
     ]
 
 
+STACK_ENV_HEADER = """Written by `make run` (devstack/run.py), removed when it stops: what a process
+needs to join its stack. The URLs (with the passwords) of its services, libpq's PG*
+variables for psql, then every setting as `make run` saw it, so that a process joining
+the stack (`make worker`) is configured as the stack's own are. Load it into a shell with
+    set -a; . {0}; set +a
+then run psql, celery -A worker ... or python -m worker.admin ..."""
+
+
+def stack_configuration(stack: dict[str, str]) -> dict[str, str]:
+    """`stack` (URLs, PG*, simulator) first, then every other setting of this process."""
+    inherited = child_env()
+    rest = {name: inherited.get(name, "") for name in setting_names() if name not in stack}
+    return {**{name: value for name, value in stack.items() if value}, **rest}
+
+
 def start_private_services(settings: Settings, supervisor: Supervisor) -> dict[str, str]:
     """Start the private Postgres/Redis the environment lacks, supervised.
 
@@ -194,16 +209,9 @@ def _serve(settings: Settings, supervisor: Supervisor) -> int:
                 alive=supervisor.keep_alive,
             )
             stack |= simulator_osu_env(f"http://127.0.0.1:{port}")
-        write_env_file(
-            env_file,
-            {name: value for name, value in stack.items() if value},
-            "Written by `make run` (devstack/run.py) and removed when it stops: what a\n"
-            "process needs to join its stack. Load it into a shell with\n"
-            f"    set -a; . {env_file}; set +a\n"
-            "then run psql, celery -A worker ... or python -m worker.admin ...",
-        )
+        write_env_file(env_file, stack_configuration(stack), STACK_ENV_HEADER.format(env_file))
         wrote_env_file = True
-        say("devstack", f"URLs of the stack's services written to {env_file} (mode 0600)")
+        say("devstack", f"the stack's URLs and configuration are in {env_file} (mode 0600)")
         return _run_children(settings, supervisor, stack)
     finally:
         _ignore_signals()

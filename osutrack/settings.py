@@ -256,6 +256,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+class _NameRecorder(dict[str, str]):
+    """An empty environment that notes every variable asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.names.append(key)
+        return default
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable `load_settings` reads, in the order it reads them."""
+    recorder = _NameRecorder()
+    load_settings(recorder)
+    return tuple(dict.fromkeys(recorder.names))
+
+
 # What each kind of process cannot do its work without. Without REDIS_URL, Celery would
 # fall back to its default broker (amqp on localhost) and retry it forever.
 _NEEDS: dict[str, tuple[str, ...]] = {
