@@ -169,7 +169,7 @@ class RestartPolicy:
     max_deaths: int = 5
     window_seconds: float = 120.0
     first_delay_seconds: float = 1.0
-    max_delay_seconds: float = 16.0
+    max_delay_seconds: float = 8.0
 
     def delay(self, recent_deaths: int) -> float:
         """The wait before the restart that follows the `recent_deaths`-th recent death."""
