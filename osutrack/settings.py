@@ -111,6 +111,15 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, "").strip() or default
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _str(env, name).lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise SettingsError(f"{name} must be on or off, got {value!r}")
+    return value == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of one process, read once at start-up."""
@@ -122,6 +131,8 @@ class Settings:
     port: int = 8000
     # Threads per API process under `make run`; each waiting POST /update holds one.
     api_threads: int = 4
+    # One log line per request from the API under `make run`.
+    access_log: bool = True
 
     osu_api_base_url: str = DEFAULT_OSU_BASE_URL
     osu_client_id: str = ""
@@ -222,6 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=_str(env, "HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000, minimum=1),
         api_threads=_int(env, "API_THREADS", 4, minimum=1),
+        access_log=_switch(env, "ACCESS_LOG", True),
         osu_api_base_url=_str(env, "OSU_API_BASE_URL", DEFAULT_OSU_BASE_URL).rstrip("/"),
         osu_client_id=_str(env, "OSU_CLIENT_ID"),
         osu_client_secret=_str(env, "OSU_CLIENT_SECRET"),
