@@ -35,9 +35,11 @@ DATABASE_NAME = "osutrack"
 SERVICE_USER = "osutrack"
 START_TIMEOUT_SECONDS = 60.0
 PASSWORD_FILE = "password"  # noqa: S105 - the name of the file, not a password
-# Redis writes its append-only file to disk once a second (`appendfsync everysec`): a write
-# acknowledged less than this long before Redis is killed may be lost.
-AOF_FSYNC_SECONDS = 1.0
+# With `appendfsync everysec`, Redis may answer a write before it has written it to its
+# append-only file: while an fsync is slow it holds its writes back for up to 2 s, counted
+# in whole seconds. A write acknowledged less than this long before Redis is killed may be
+# lost; an older one is in the file.
+AOF_LOSS_WINDOW_SECONDS = 3.0
 
 
 class ServiceError(RuntimeError):
