@@ -19,7 +19,6 @@ import contextlib
 import signal
 import sys
 import time
-import urllib.error
 import urllib.request
 from types import FrameType
 
