@@ -6,7 +6,8 @@ reason for each. See README's operations section for the queues.
 
 from __future__ import annotations
 
-from osutrack.jobs import MAINTENANCE_QUEUE, REFRESH_QUEUE, UPDATE_QUEUE, UPDATE_TASK_NAME
+from osutrack.jobs import MAINTENANCE_QUEUE, REFRESH_QUEUE, UPDATE_TASK_NAME
+from osutrack.queue import UPDATE_QUEUE
 from osutrack.settings import load_settings
 
 _settings = load_settings()

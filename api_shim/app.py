@@ -27,14 +27,15 @@ def create_app(settings: Settings) -> falcon.App:
     services = Services.from_settings(settings)
     trusted_proxies = parse_trusted_proxies(settings.trusted_proxies)
     app = falcon.App()
-    # First: every request of a limited endpoint is counted, even one a guard refuses.
-    app.add_middleware(InboundRateLimit(InboundLimiter.from_settings(settings), trusted_proxies))
+    # First: every read is counted, even one a guard refuses.
+    rate_limit = InboundRateLimit(InboundLimiter.from_settings(settings), trusted_proxies)
+    app.add_middleware(rate_limit)
     app.add_middleware(ReadOnlyCors())
     app.add_middleware(QueryStringGuard())
     # `/update/` and `/update` are the same endpoint for clients that add a slash.
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
-    app.add_route("/update", UpdateResource(services))
+    app.add_route("/update", UpdateResource(services, rate_limit))
     app.add_route("/jobs/{job_id}", JobResource(services))
     app.add_route("/stats_history", StatsHistoryResource(services))
     app.add_route("/hiscores", HiscoresResource(services))

@@ -13,6 +13,8 @@ import redis
 from celery import Celery
 
 from osutrack import jobs
+from osutrack.budget import Window, fleet_windows
+from osutrack.queue import WAITING_QUEUE, UpdateQueue
 from osutrack.settings import Settings
 
 # Enqueueing gives up quickly when the broker is down: the request answers 503 and the
@@ -34,11 +36,14 @@ class Broker:
         self._pid = 0
         self._redis: redis.Redis | None = None
         self._celery: Celery | None = None
+        self._queue: UpdateQueue | None = None
+        self.budget_windows: list[Window] = fleet_windows(settings.effective_rate_limit)
 
     def _ensure_process(self) -> None:
         if self._pid != os.getpid():
             self._redis = None
             self._celery = None
+            self._queue = None
             self._pid = os.getpid()
 
     @property
@@ -59,13 +64,23 @@ class Broker:
                 self._celery = _producer_app(self._settings)
             return self._celery
 
+    @property
+    def queue(self) -> UpdateQueue:
+        """The update queue, to release jobs the budget has room for."""
+        client = self.redis
+        with self._lock:
+            if self._queue is None:
+                self._queue = UpdateQueue(client, self.budget_windows)
+            return self._queue
+
     def send_update(self, job_id: str, user_id: int, mode: int) -> None:
-        """Enqueue the update task for a job just created; raises if the broker is down."""
+        """Queue attempt 0 of a job just created, behind the jobs accepted before it;
+        raises if the broker is down. `UpdateQueue.release` hands it to the workers."""
         self.celery.send_task(
             jobs.UPDATE_TASK_NAME,
-            args=[job_id, user_id, mode],
+            args=[job_id, user_id, mode, 0],
             task_id=job_id,
-            queue=jobs.UPDATE_QUEUE,
+            queue=WAITING_QUEUE,
             retry=True,
             retry_policy=SEND_RETRY_POLICY,
         )

@@ -1,5 +1,7 @@
 """The spectree instance: OpenAPI document at /openapi.json, docs page at /docs.
 
+The page and the Swagger UI files it loads are served by `api_shim.docs_assets`.
+
 Resources decorate their responders with `spec.validate(...)`; `register(app)` must run
 after every route is added, because the document is generated from the routes then.
 """
@@ -13,14 +15,13 @@ import falcon
 import orjson
 from pydantic import ValidationError
 from spectree import SpecTree
-from spectree.page import PAGE_TEMPLATES
 from spectree.plugins.falcon_plugin import FalconPlugin
 
+from api_shim.docs_assets import add_docs_routes
 from api_shim.models import PARAM_ERROR_TYPE, ErrorBody, QueryModel
 from api_shim.respond import send_error
 
 OPENAPI_PATH = "/openapi.json"
-DOCS_PATH = "/docs"
 GENERIC_QUERY_MESSAGE = "Invalid query parameters"
 
 RATE_LIMIT_HEADERS = (
@@ -64,15 +65,6 @@ class _OpenApiResource:
         resp.data = self._body
 
 
-class _DocsPageResource:
-    def __init__(self) -> None:
-        self._page = PAGE_TEMPLATES["redoc"].format(spec_url=OPENAPI_PATH).encode()
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = falcon.MEDIA_HTML
-        resp.data = self._page
-
-
 class _RootPathsPlugin(FalconPlugin):
     """Serve the document and page at /openapi.json and /docs instead of /apidoc/...
 
@@ -86,7 +78,7 @@ class _RootPathsPlugin(FalconPlugin):
 
     def register_route(self, app: Any) -> None:
         app.add_route(OPENAPI_PATH, _OpenApiResource(self.spectree.spec))
-        app.add_route(DOCS_PATH, _DocsPageResource())
+        add_docs_routes(app, OPENAPI_PATH)
 
     def validate(
         self,

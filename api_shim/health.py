@@ -15,6 +15,7 @@ from api_shim.docs import spec
 from api_shim.models import Health, Ping
 from api_shim.respond import send_json
 from api_shim.services import Services
+from osutrack import upstream_status
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +38,30 @@ class HealthResource:
             return False
         return True
 
-    def _redis_and_workers(self) -> tuple[bool, int]:
+    def _redis_and_workers(self) -> tuple[bool, int, str | None]:
         try:
             client = self._services.broker.redis
             client.ping()
             # SCAN, not KEYS: it never blocks Redis for the whole keyspace.
             workers = sum(1 for _ in client.scan_iter(match=WORKER_KEY_PATTERN, count=500))
+            auth_failure = upstream_status.auth_failure(client)
         except redis.RedisError as err:
             log.warning("Health: Redis is down: %s", err)
-            return False, 0
-        return True, workers
+            return False, 0, None
+        return True, workers, auth_failure
 
     @spec.validate(resp=Response(HTTP_200=Health, HTTP_503=Health), tags=["operations"])
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check the service's health
 
         200 when Postgres answers, Redis answers and at least one worker is alive;
-        otherwise 503 with `error` naming the parts that are down.
+        otherwise 503 with `error` naming the parts that are down. When osu! refused the
+        service's credentials, `status` is "degraded" and `osu_api` says so: reads still
+        work, but no update can succeed until the operator fixes OSU_CLIENT_ID and
+        OSU_CLIENT_SECRET (or OSU_API_KEY).
         """
         postgres_up = self._postgres_up()
-        redis_up, workers = self._redis_and_workers()
+        redis_up, workers, auth_failure = self._redis_and_workers()
         down = [
             name
             for name, up in (
@@ -66,11 +71,13 @@ class HealthResource:
             )
             if not up
         ]
+        status = "down" if down else ("degraded" if auth_failure else "ok")
         body: dict[str, Any] = {
-            "status": "down" if down else "ok",
+            "status": status,
             "postgres": "ok" if postgres_up else "down",
             "redis": "ok" if redis_up else "down",
             "workers": workers,
+            "osu_api": (auth_failure or "ok") if redis_up else "unknown",
         }
         if down:
             body["error"] = "down: " + ", ".join(down)

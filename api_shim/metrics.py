@@ -10,13 +10,20 @@ from api_shim.docs import spec
 from api_shim.health import WORKER_KEY_PATTERN
 from api_shim.models import ErrorBody
 from api_shim.services import Services
-from osutrack import jobs
+from osutrack import jobs, queue
 from osutrack import metrics as fleet_metrics
 from osutrack.schema import refresh_schedule
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# The Celery queues in Redis: interactive updates, the scheduled refresh, beat's upkeep.
-QUEUES = (jobs.UPDATE_QUEUE, jobs.REFRESH_QUEUE, jobs.MAINTENANCE_QUEUE)
+# The Celery queues in Redis: updates released to the workers, updates waiting for the
+# upstream budget (first attempts, then retries), the scheduled refresh, beat's upkeep.
+QUEUES = (
+    queue.UPDATE_QUEUE,
+    queue.WAITING_QUEUE,
+    queue.RETRY_QUEUE,
+    jobs.REFRESH_QUEUE,
+    jobs.MAINTENANCE_QUEUE,
+)
 
 Gauges = dict[str, tuple[str, float]]
 
@@ -35,15 +42,15 @@ class MetricsResource:
     def _redis_gauges(self) -> Gauges:
         client = self._services.broker.redis
         pipe = client.pipeline(transaction=False)
-        for queue in QUEUES:
-            pipe.llen(queue)
+        for name in QUEUES:
+            pipe.llen(name)
         depths = pipe.execute()
         gauges: Gauges = {
-            f'osutrack_queue_depth{{queue="{queue}"}}': (
+            f'osutrack_queue_depth{{queue="{name}"}}': (
                 "Messages waiting in a task queue.",
                 float(depth),
             )
-            for queue, depth in zip(QUEUES, depths, strict=True)
+            for name, depth in zip(QUEUES, depths, strict=True)
         }
         # SCAN, not KEYS: it never blocks Redis for the whole keyspace.
         workers = sum(1 for _ in client.scan_iter(match=WORKER_KEY_PATTERN, count=500))

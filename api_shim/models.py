@@ -41,11 +41,13 @@ Bound = Annotated[
 ]
 FROM_DESCRIPTION = (
     "Start (inclusive): a UTC date like 2020-01-01 (from its first moment) or an "
-    "ISO 8601 instant; unbounded when absent"
+    "ISO 8601 instant; unbounded when absent. Times are compared as printed (whole "
+    "seconds): a fraction rounds `from` up to the next second"
 )
 TO_DESCRIPTION = (
     "End (inclusive): a UTC date like 2021-01-01 (up to its last moment) or an "
-    "ISO 8601 instant; unbounded when absent"
+    "ISO 8601 instant, with its whole second (a printed time includes the rows printed "
+    "with it); unbounded when absent"
 )
 
 
@@ -271,12 +273,24 @@ class Job(BaseModel):
     status: Literal["queued", "running", "finished", "failed"]
     user: int
     mode: int
-    position: int | None = Field(description="0-based place in the queue while queued")
+    position: int | None = Field(
+        description="0-based place in the update queue while queued (0 = next), else null"
+    )
+    eta: str | None = Field(
+        description="Estimated start while queued, from the osu! API budget and the jobs ahead"
+    )
     enqueued_at: str | None
     started_at: str | None
     finished_at: str | None
     result: UpdateDiff | None
     error: str | None
+    last_upstream_error: str | None = Field(
+        description="The transient osu! API failure the job is waiting to retry after"
+    )
+    next_attempt_at: str | None = Field(
+        description="While queued after a transient failure: when the next attempt may start"
+    )
+    attempt: int = Field(description="0 for the first attempt, then one more per retry")
 
 
 class StatsSnapshot(BaseModel):
@@ -333,12 +347,16 @@ class Peak(BaseModel):
 
 
 class Health(BaseModel):
-    """Whether Postgres, Redis and at least one worker are up."""
+    """Whether Postgres, Redis and at least one worker are up, and whether osu! accepts
+    our credentials."""
 
-    status: Literal["ok", "down"]
+    status: Literal["ok", "degraded", "down"]
     postgres: Literal["ok", "down"]
     redis: Literal["ok", "down"]
     workers: int
+    osu_api: str = Field(
+        description='"ok", or why no update can succeed (osu! refused the credentials)'
+    )
     error: str | None = None
 
 

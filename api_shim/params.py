@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 RawParam = str | list[str] | None
 
@@ -181,9 +181,31 @@ def parse_bound(raw: RawParam, name: str, *, end_of_day: bool) -> datetime | Non
 
 
 def parse_window(raw_from: RawParam, raw_to: RawParam) -> Window:
-    """`from` and `to` together; `from` later than `to` is an error."""
+    """`from` and `to` together, at the precision times are printed; `from` later than
+    `to` is an error.
+
+    Stored times keep microseconds but are printed at whole seconds, so a row is in the
+    window when its printed time is: `from` is rounded up to a whole second and `to` is
+    stretched to the end of its second. `from=to=<a printed time>` then finds that row,
+    and `from=...:01.500Z` leaves out a row printed `...:01.000Z`. Moving the bounds rather
+    than truncating the column keeps the range scans on the time indexes.
+    """
     start = parse_bound(raw_from, "from", end_of_day=False)
     end = parse_bound(raw_to, "to", end_of_day=True)
     if start is not None and end is not None and start > end:
         raise ParamError(RANGE_MESSAGE)
-    return Window(start, end)
+    return Window(_up_to_whole_second(start), _to_end_of_second(end))
+
+
+def _up_to_whole_second(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.microsecond == 0:
+        return moment
+    try:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    except OverflowError:
+        # No second follows the last one of year 9999; its last microsecond is the closest.
+        return moment.replace(microsecond=999999)
+
+
+def _to_end_of_second(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(microsecond=999999)

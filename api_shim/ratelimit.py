@@ -3,9 +3,9 @@
 POST /update has its own budget and the read endpoints share another, as in osu!track; the
 operator endpoints (/health, /ping, /metrics, /docs, /openapi.json) have none. Every
 response of a limited endpoint carries `RateLimit-Limit`, `RateLimit-Remaining` and
-`RateLimit-Reset`; a refused request is a 429 with `Retry-After`. The budget is taken
-before anything else looks at the request, so requests that fail validation count too: a
-flood of bad requests is still a flood.
+`RateLimit-Reset`; a refused request is a 429 with `Retry-After`. A read's budget is taken
+before anything else looks at the request, so reads that fail validation count too; an
+update's only once it is a valid POST /update (`InboundRateLimit`).
 
 Each budget is a sliding window counter: the count of the current fixed window plus the
 previous window's count weighted by the share of it still inside the sliding window. Unlike
@@ -290,10 +290,13 @@ class InboundLimiter:
 
 
 class InboundRateLimit:
-    """Falcon middleware: the budget check before every other guard, headers after.
+    """Falcon middleware: the read budget before every other guard, headers after.
 
-    Registered first, so a request that a later guard or the validation refuses has
-    already been counted.
+    Registered first, so a read that a later guard or the validation refuses has already
+    been counted: a flood of bad reads is still a flood. POST /update is different: it
+    uses up RATE_LIMIT_UPDATE only once it passed validation (`take_update`), so a client
+    that sent a malformed update, a HEAD, an OPTIONS or a GET (405) keeps its budget for
+    the updates it means.
     """
 
     def __init__(self, limiter: InboundLimiter, trusted_proxies: Sequence[IPNetwork]) -> None:
@@ -306,8 +309,16 @@ class InboundRateLimit:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         kind = limit_class(req.path)
+        if kind == READ:
+            self._take(req, READ)
+
+    def take_update(self, req: falcon.Request) -> None:
+        """Use up one POST /update of the client's budget; 429 when it is spent."""
+        self._take(req, UPDATE)
+
+    def _take(self, req: falcon.Request, kind: str) -> None:
         # An unlimited class needs no client address, whose parsing is most of the cost.
-        if kind is None or not self._limiter.limits(kind):
+        if not self._limiter.limits(kind):
             return
         client = self._client_of(req.remote_addr, req.get_header("X-Forwarded-For"))
         verdict = self._limiter.hit(kind, client)

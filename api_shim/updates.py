@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,9 +16,12 @@ from api_shim import params
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Job, JobError, UpdateDiff, UpdateQuery
+from api_shim.prefer import choose_wait, parse_prefer
+from api_shim.ratelimit import InboundRateLimit
 from api_shim.respond import RETRY_AFTER_SECONDS, send_error, send_json
 from api_shim.services import Services
-from osutrack import jobs
+from osutrack import jobs, queue
+from osutrack.budget import Window
 from osutrack.timefmt import iso_z
 
 log = logging.getLogger(__name__)
@@ -36,30 +40,40 @@ def _iso(moment: float | None) -> str | None:
     return None if moment is None else iso_z(datetime.fromtimestamp(moment, UTC))
 
 
-def job_body(client: redis.Redis, state: jobs.JobState) -> dict[str, Any]:
-    """The job resource, in its documented key order."""
-    position = None
+def place_of(client: redis.Redis, state: jobs.JobState, windows: list[Window]) -> queue.Place:
+    """Where the job stands: its queue place while queued, else 0 and now."""
     if state.status == jobs.QUEUED:
-        position = jobs.queue_position(client, jobs.UPDATE_QUEUE, state.job_id)
+        return queue.place_of(client, state.job_id, windows)
+    return queue.Place(0, time.time())
+
+
+def job_body(state: jobs.JobState, place: queue.Place) -> dict[str, Any]:
+    """The job resource, in its documented key order."""
+    queued = state.status == jobs.QUEUED
     return {
         "job_id": state.job_id,
         "status": state.status,
         "user": state.user_id,
         "mode": state.mode,
-        "position": position,
+        "position": place.position if queued else None,
+        "eta": _iso(place.eta) if queued else None,
         "enqueued_at": _iso(state.enqueued_at),
         "started_at": _iso(state.started_at),
         "finished_at": _iso(state.finished_at),
         "result": state.result if state.status == jobs.FINISHED else None,
         "error": state.error,
+        "last_upstream_error": state.last_error if not state.is_terminal else None,
+        "next_attempt_at": _iso(state.next_attempt_at) if queued else None,
+        "attempt": state.attempt,
     }
 
 
 class UpdateResource:
     """POST /update: one job per user and mode in flight, shared by concurrent callers."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, rate_limit: InboundRateLimit) -> None:
         self._services = services
+        self._rate_limit = rate_limit
 
     @spec.validate(
         query=UpdateQuery,
@@ -84,23 +98,39 @@ class UpdateResource:
 
         Fetches the user's current stats and top plays, stores them, and answers the
         change since their previous update. A request joins the update already in flight
-        for the same user and mode. When it does not finish within `wait` seconds, the
-        answer is 202 with the job and `Location: /jobs/{job_id}` to poll.
+        for the same user and mode. Every accepted job runs in its turn, as the osu! API
+        budget allows. The request waits up to `wait` seconds (default
+        UPDATE_WAIT_SECONDS); `Prefer: respond-async` (RFC 7240) asks for 202 at once and
+        `Prefer: wait=N` sets the wait, and `Preference-Applied` says what was honoured.
+        When the job is not done in time, the answer is 202 with the job, `Location:
+        /jobs/{job_id}` to poll and `Retry-After` with the estimated start.
         """
         query: UpdateQuery = req.context.query
         settings = self._services.settings
         # Checked after user and mode (the model's rules), as its bound is a setting.
-        wait = params.parse_wait(
-            query.wait, settings.update_wait_seconds, settings.update_wait_max_seconds
+        wait_param = (
+            None
+            if query.wait is None
+            else params.parse_wait(query.wait, 0.0, settings.update_wait_max_seconds)
         )
-        client = self._services.broker.redis
+        choice = choose_wait(
+            parse_prefer(req.get_header("Prefer")),
+            wait_param,
+            settings.update_wait_seconds,
+            settings.update_wait_max_seconds,
+        )
+        self._rate_limit.take_update(req)
+        if choice.applied:
+            resp.set_header("Preference-Applied", choice.applied)
+        broker = self._services.broker
+        client = broker.redis
         _refuse_when_backlogged(client, query.user, query.mode, settings.max_queue_depth)
         job_id, created = jobs.create_or_join_job(
             client, query.user, query.mode, settings.job_ttl_seconds
         )
         if created:
             self._enqueue(client, job_id, query.user, query.mode)
-        state = jobs.wait_for_job(client, job_id, wait)
+        state = jobs.wait_for_job(client, job_id, choice.seconds)
         if state is None:
             # The job's state expired or was dropped (e.g. Redis restarted) meanwhile.
             raise ApiError(503, "update job was lost; try again", retry_after=RETRY_AFTER_SECONDS)
@@ -109,12 +139,15 @@ class UpdateResource:
         elif state.status == jobs.FAILED:
             _send_failure(resp, state)
         else:
+            place = place_of(client, state, broker.budget_windows)
             resp.set_header("Location", f"/jobs/{job_id}")
-            send_json(resp, job_body(client, state), 202)
+            resp.set_header("Retry-After", str(queue.retry_after_seconds(place)))
+            send_json(resp, job_body(state, place), 202)
 
     def _enqueue(self, client: redis.Redis, job_id: str, user_id: int, mode: int) -> None:
+        broker = self._services.broker
         try:
-            self._services.broker.send_update(job_id, user_id, mode)
+            broker.send_update(job_id, user_id, mode)
         except Exception as err:
             # Whatever stopped the send, the job must not stay registered as in flight,
             # or every later request would join a job no worker will ever run.
@@ -123,6 +156,12 @@ class UpdateResource:
             raise ApiError(
                 503, "update queue unavailable", retry_after=RETRY_AFTER_SECONDS
             ) from err
+        try:
+            # The job may run at once if the budget has room; otherwise a worker's timer
+            # releases it in its turn.
+            broker.queue.release()
+        except redis.RedisError as err:
+            log.warning("Could not release queued updates: %s", err)
 
 
 def _refuse_when_backlogged(client: redis.Redis, user_id: int, mode: int, max_depth: int) -> None:
@@ -133,7 +172,7 @@ def _refuse_when_backlogged(client: redis.Redis, user_id: int, mode: int, max_de
     atomic: concurrent requests may each see room and push the queue a few messages past
     the cap, which only bounds the backlog a little less tightly.
     """
-    depth = int(client.llen(jobs.UPDATE_QUEUE))  # type: ignore[arg-type]
+    depth = queue.depth(client)
     if depth <= max_depth or client.exists(jobs.inflight_key(user_id, mode)):
         return
     raise ApiError(
@@ -175,16 +214,19 @@ class JobResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         """Get an update job
 
-        Jobs are kept for JOB_TTL_SECONDS after they finish. `position` is the 0-based
-        place in the update queue while the job waits for a worker.
+        Jobs are kept for JOB_TTL_SECONDS after they finish. While the job is queued,
+        `position` is its 0-based place in the update queue and `eta` its estimated
+        start; after a transient osu! API failure it waits for `next_attempt_at`, with
+        that failure in `last_upstream_error`.
         """
         if not _JOB_ID.fullmatch(job_id):
             raise ApiError(404, "Job not found")
-        client = self._services.broker.redis
+        broker = self._services.broker
+        client = broker.redis
         state = jobs.read_job(client, job_id)
         if state is None:
             raise ApiError(404, "Job not found")
-        send_json(resp, job_body(client, state))
+        send_json(resp, job_body(state, place_of(client, state, broker.budget_windows)))
 
     def on_head(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         self.on_get(req, resp, job_id)

@@ -200,7 +200,15 @@ def _serve(settings: Settings, supervisor: Supervisor) -> int:
             print(simulator_warning(port), flush=True)
             supervisor.start(
                 "simulator",
-                simulator_command("127.0.0.1", port, "--auto-advance-seconds", "300"),
+                simulator_command(
+                    "127.0.0.1",
+                    port,
+                    "--auto-advance-seconds",
+                    "300",
+                    # Kept beside the database, so a restart does not rewind the players.
+                    "--state-file",
+                    str(settings.data_dir / "simulator" / "world.json"),
+                ),
                 child_env(),
             )
             wait_until(

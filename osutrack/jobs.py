@@ -7,7 +7,8 @@ it has committed, and waiting shim threads `BLPOP` that list, each pushing the t
 for the next waiter, so any number of clients waiting on one job all wake.
 
 `osutrack:inflight:{mode}:{user_id}` names the job currently queued or running for a user
-and mode, so concurrent requests share one job and the upstream is fetched once.
+and mode, so concurrent requests share one job and the upstream is fetched once. How queued
+jobs reach the workers is `osutrack.queue`'s part.
 """
 
 from __future__ import annotations
@@ -20,12 +21,20 @@ from typing import Any
 
 import redis
 
+from osutrack.queue import (
+    DISPATCHED_KEY,
+    JOB_KEY_PREFIX,
+    ORDER_KEY,
+    RELEASED_AT_KEY,
+    RELEASED_KEY,
+    SEQ_KEY,
+)
 from osutrack.settings import Settings
 
 UPDATE_TASK_NAME = "osutrack.update_user"
 # Interactive updates, the scheduled refresh, and beat's table maintenance each have a
-# queue, so a refresh backlog never delays a user who pressed "update".
-UPDATE_QUEUE = "updates"
+# queue, so a refresh backlog never delays a user who pressed "update". Update jobs wait
+# for their turn in WAITING_QUEUE (or RETRY_QUEUE) before they reach UPDATE_QUEUE.
 REFRESH_QUEUE = "refresh"
 MAINTENANCE_QUEUE = "maintenance"
 
@@ -35,10 +44,6 @@ FINISHED = "finished"
 FAILED = "failed"
 TERMINAL_STATUSES = frozenset({FINISHED, FAILED})
 
-# An in-flight marker outlives any job that is still making progress (the worker's hard
-# time limit plus retries), and expires by itself if a job is lost, so a user can never be
-# locked out of updates by a crashed worker.
-INFLIGHT_TTL_SECONDS = 600
 DONE_SIGNAL_TTL_SECONDS = 300
 
 
@@ -58,7 +63,7 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 
 def job_key(job_id: str) -> str:
-    return f"osutrack:job:{job_id}"
+    return JOB_KEY_PREFIX + job_id
 
 
 def done_key(job_id: str) -> str:
@@ -84,6 +89,14 @@ class JobState:
     error: str | None = None
     http_status: int | None = None
     retry_after: int | None = None
+    # While a job waits to retry after a transient upstream failure: that failure, and
+    # when the next attempt may start (Unix seconds).
+    last_error: str | None = None
+    next_attempt_at: float | None = None
+    # Unix seconds of the first attempt (the retry horizon counts from it), and how many
+    # times the job was sent back to the queue.
+    first_attempt_at: float | None = None
+    attempt: int = 0
 
     @property
     def is_terminal(self) -> bool:
@@ -104,19 +117,118 @@ def read_job(client: redis.Redis, job_id: str) -> JobState | None:
     return _state_of(job_id, fields)
 
 
-def count_delivery(
-    client: redis.Redis, job_id: str, counter_key: str, counter_ttl_seconds: int
-) -> tuple[JobState | None, int]:
-    """Add one to the delivery counter `counter_key` and read the job, in one round trip.
+# One round trip when a worker takes a job's message: count the delivery (the poison guard),
+# drop the job's reservation, its released copy and its place in line, and mark it
+# running, unless the message
+# is a stale copy (its attempt is not the job's current one). Returns the delivery count,
+# the job's fields (empty when unknown) and "ok" or "stale".
+_START = """
+local deliveries = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[5], ARGV[2])
+  redis.call('HDEL', KEYS[6], ARGV[2])
+  return {deliveries, {}, 'ok'}
+end
+local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '0')
+if ARGV[3] ~= '' and tonumber(ARGV[3]) ~= attempt then
+  return {deliveries, redis.call('HGETALL', KEYS[1]), 'stale'}
+end
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('HDEL', KEYS[6], ARGV[2])
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'running' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4])
+  redis.call('HSETNX', KEYS[1], 'first_attempt_at', ARGV[4])
+  redis.call('HDEL', KEYS[1], 'next_attempt_at', 'not_before')
+end
+return {deliveries, redis.call('HGETALL', KEYS[1]), 'ok'}
+"""
 
-    Returns the job's state (None if unknown or expired) and the count after this delivery.
+
+@dataclass(frozen=True)
+class Start:
+    """What a worker learns when it takes a job's message."""
+
+    state: JobState | None
+    deliveries: int
+    stale: bool
+
+
+def start_job(
+    client: redis.Redis,
+    job_id: str,
+    attempt: int | None,
+    counter_key: str,
+    counter_ttl_seconds: int,
+) -> Start:
+    """Take the job's message (see `_START`); `attempt` None accepts any attempt."""
+    deliveries, flat, verdict = client.eval(  # type: ignore[misc,str-unpack]
+        _START,
+        6,
+        job_key(job_id),
+        counter_key,
+        DISPATCHED_KEY,
+        ORDER_KEY,
+        RELEASED_AT_KEY,
+        RELEASED_KEY,
+        counter_ttl_seconds,
+        job_id,
+        "" if attempt is None else attempt,
+        repr(time.time()),
+    )
+    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+    return Start(_state_of(job_id, fields), int(deliveries), verdict == "stale")
+
+
+def hold_until(client: redis.Redis, job_id: str, not_before: float) -> None:
+    """Keep the queue from releasing the job before `not_before` (Unix seconds).
+
+    Set before the retry message is sent, so no release can take that message early.
     """
-    pipe = client.pipeline(transaction=True)
-    pipe.incr(counter_key)
-    pipe.expire(counter_key, counter_ttl_seconds)
-    pipe.hgetall(job_key(job_id))
-    deliveries, _, fields = pipe.execute()
-    return _state_of(job_id, fields), int(deliveries)
+    client.hset(job_key(job_id), "not_before", str(int(not_before * 1000)))
+
+
+# The job is back in line with its acceptance number: queued, on its next attempt.
+_REQUEUED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'queued' and status ~= 'running' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[3], 'next_attempt_at', ARGV[4])
+end
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if seq then
+  redis.call('ZADD', KEYS[2], seq, ARGV[1])
+end
+return 1
+"""
+
+
+def mark_requeued(
+    client: redis.Redis,
+    job_id: str,
+    attempt: int,
+    *,
+    last_error: str | None = None,
+    next_attempt_at: float | None = None,
+) -> None:
+    """Record that the job waits again at its place, on `attempt`; with `last_error`,
+    after a transient upstream failure, until `next_attempt_at`."""
+    client.eval(
+        _REQUEUED,
+        2,
+        job_key(job_id),
+        ORDER_KEY,
+        job_id,
+        attempt,
+        last_error or "",
+        repr(next_attempt_at or time.time()),
+    )
 
 
 def _state_of(job_id: str, fields: dict[str, str]) -> JobState | None:
@@ -135,6 +247,10 @@ def _state_of(job_id: str, fields: dict[str, str]) -> JobState | None:
         error=fields.get("error") or None,
         http_status=_optional_int(fields.get("http_status")),
         retry_after=_optional_int(fields.get("retry_after")),
+        last_error=fields.get("last_error") or None,
+        next_attempt_at=_optional_float(fields.get("next_attempt_at")),
+        first_attempt_at=_optional_float(fields.get("first_attempt_at")),
+        attempt=int(fields.get("attempt") or 0),
     )
 
 
@@ -149,10 +265,12 @@ if existing then
     return {existing, 0}
   end
 end
+local seq = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('HSET', KEYS[2], 'status', 'queued', 'user_id', ARGV[3], 'mode', ARGV[4],
-           'enqueued_at', ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
+           'enqueued_at', ARGV[5], 'seq', seq)
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[4], seq, ARGV[1])
 return {ARGV[1], 1}
 """
 
@@ -163,20 +281,23 @@ def create_or_join_job(
     """Return (job_id, created): the job in flight for this user and mode, or a new one.
 
     When `created` is True the caller must enqueue the task for the new job id; when it is
-    False another request already did.
+    False another request already did. A new job takes the next acceptance number, its
+    place in the queue. The in-flight marker lives as long as the job's state: a queued
+    job is never lost (it waits in Redis), so it is joined however long the queue is.
     """
     new_id = str(uuid.uuid4())
     job_id, created = client.eval(  # type: ignore[misc,str-unpack]
         _CREATE_OR_JOIN,
-        2,
+        4,
         inflight_key(user_id, mode),
         job_key(new_id),
+        SEQ_KEY,
+        ORDER_KEY,
         new_id,
-        INFLIGHT_TTL_SECONDS,
+        job_ttl_seconds,
         user_id,
         mode,
         repr(time.time()),
-        job_ttl_seconds,
     )
     return str(job_id), bool(created)
 
@@ -185,20 +306,7 @@ def abandon_job(client: redis.Redis, job_id: str, user_id: int, mode: int) -> No
     """Forget a job that could not be enqueued, so the next request creates a fresh one."""
     _release_inflight(client, job_id, user_id, mode)
     client.delete(job_key(job_id))
-
-
-# One round trip: the state is only marked if it still exists (it may have expired).
-_MARK_RUNNING = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'started_at', ARGV[2])
-end
-return 0
-"""
-
-
-def mark_running(client: redis.Redis, job_id: str) -> None:
-    """Record that a worker picked the job up (a no-op if the job state expired)."""
-    client.eval(_MARK_RUNNING, 1, job_key(job_id), RUNNING, repr(time.time()))
+    client.zrem(ORDER_KEY, job_id)
 
 
 # Compare-and-delete: only the job that owns the in-flight marker may clear it, so a late
@@ -235,7 +343,12 @@ def _complete(
         },
     )
     pipe.hsetnx(key, "enqueued_at", repr(time.time()))
+    pipe.hdel(key, "next_attempt_at", "not_before")
     pipe.expire(key, job_ttl_seconds)
+    pipe.zrem(ORDER_KEY, job_id)
+    pipe.zrem(DISPATCHED_KEY, job_id)
+    pipe.zrem(RELEASED_AT_KEY, job_id)
+    pipe.hdel(RELEASED_KEY, job_id)
     pipe.delete(done_key(job_id))
     pipe.lpush(done_key(job_id), "1")
     pipe.expire(done_key(job_id), DONE_SIGNAL_TTL_SECONDS)
@@ -309,19 +422,3 @@ def wait_for_job(client: redis.Redis, job_id: str, timeout: float) -> JobState |
         if state is None or state.is_terminal:
             return state
     return read_job(client, job_id)
-
-
-def queue_position(
-    client: redis.Redis, queue_name: str, job_id: str, scan_limit: int = 10000
-) -> int | None:
-    """0-based position of the job's message in the Celery queue (0 = next to run).
-
-    Kombu's Redis transport LPUSHes messages and BRPOPs them, so the next message is the
-    last element of the list. Returns None when the message is not found within the
-    `scan_limit` oldest messages (already taken by a worker, or deep in a huge backlog).
-    """
-    messages: list[str] = client.lrange(queue_name, -scan_limit, -1)  # type: ignore[assignment]
-    for position, raw in enumerate(reversed(messages)):
-        if job_id in raw:
-            return position
-    return None

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 JOBS_KEY = "osutrack:metrics:jobs"
 JOB_LATENCY_KEY = "osutrack:metrics:job_latency"
+QUEUE_WAIT_KEY = "osutrack:metrics:queue_wait"
 UPSTREAM_KEY = "osutrack:metrics:upstream"
 LIMITER_KEY = "osutrack:metrics:limiter"
 REFRESH_KEY = "osutrack:metrics:refresh"
@@ -37,17 +38,29 @@ def _safely(action: str, client: redis.Redis, commands: Iterable[tuple[str, tupl
         log.warning("could not record %s metrics: %s", action, exc)
 
 
+def _observation(key: str, seconds: float) -> list[tuple[str, tuple]]:
+    """The commands that add one observation to the histogram kept in hash `key`."""
+    seconds = max(seconds, 0.0)
+    commands: list[tuple[str, tuple]] = [
+        ("hincrby", (key, f"le:{bound}", 1)) for bound in LATENCY_BUCKETS if seconds <= bound
+    ]
+    commands.append(("hincrby", (key, "le:+Inf", 1)))
+    commands.append(("hincrbyfloat", (key, "sum", seconds)))
+    return commands
+
+
 def record_job(client: redis.Redis, outcome: str, latency_seconds: float | None) -> None:
     """Count one job outcome (finished, failed, ...) and its latency since enqueue."""
     commands: list[tuple[str, tuple]] = [("hincrby", (JOBS_KEY, outcome, 1))]
     if latency_seconds is not None and math.isfinite(latency_seconds):
-        latency = max(latency_seconds, 0.0)
-        for bound in LATENCY_BUCKETS:
-            if latency <= bound:
-                commands.append(("hincrby", (JOB_LATENCY_KEY, f"le:{bound}", 1)))
-        commands.append(("hincrby", (JOB_LATENCY_KEY, "le:+Inf", 1)))
-        commands.append(("hincrbyfloat", (JOB_LATENCY_KEY, "sum", latency)))
+        commands += _observation(JOB_LATENCY_KEY, latency_seconds)
     _safely("job", client, commands)
+
+
+def record_queue_wait(client: redis.Redis, waited_seconds: float) -> None:
+    """Observe how long a job waited in the queue before its first attempt started."""
+    if math.isfinite(waited_seconds):
+        _safely("queue wait", client, _observation(QUEUE_WAIT_KEY, waited_seconds))
 
 
 def record_upstream(client: redis.Redis, endpoint: str, status: str) -> None:
@@ -83,6 +96,15 @@ def _counter_lines(name: str, help_text: str, label: str, values: Mapping[str, s
     return lines
 
 
+def _histogram_lines(name: str, help_text: str, values: Mapping[str, str]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+    for bound in [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]:
+        lines.append(f'{name}_bucket{{le="{bound}"}} {values.get(f"le:{bound}", "0")}')
+    lines.append(f"{name}_sum {values.get('sum', '0')}")
+    lines.append(f"{name}_count {values.get('le:+Inf', '0')}")
+    return lines
+
+
 def render(client: redis.Redis, gauges: Mapping[str, tuple[str, float]]) -> str:
     """The Prometheus text exposition of every counter, plus `gauges` computed by the caller.
 
@@ -95,16 +117,17 @@ def render(client: redis.Redis, gauges: Mapping[str, tuple[str, float]]) -> str:
     limiter: dict[str, str] = client.hgetall(LIMITER_KEY)  # type: ignore[assignment]
     refresh: dict[str, str] = client.hgetall(REFRESH_KEY)  # type: ignore[assignment]
 
+    queue_wait: dict[str, str] = client.hgetall(QUEUE_WAIT_KEY)  # type: ignore[assignment]
+
     lines = _counter_lines("osutrack_jobs_total", "Update jobs by outcome.", "outcome", jobs)
-    lines += [
-        "# HELP osutrack_job_latency_seconds Seconds from enqueue to the job's outcome.",
-        "# TYPE osutrack_job_latency_seconds histogram",
-    ]
-    for bound in [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]:
-        count = latency.get(f"le:{bound}", "0")
-        lines.append(f'osutrack_job_latency_seconds_bucket{{le="{bound}"}} {count}')
-    lines.append(f"osutrack_job_latency_seconds_sum {latency.get('sum', '0')}")
-    lines.append(f"osutrack_job_latency_seconds_count {latency.get('le:+Inf', '0')}")
+    lines += _histogram_lines(
+        "osutrack_job_latency_seconds", "Seconds from enqueue to the job's outcome.", latency
+    )
+    lines += _histogram_lines(
+        "osutrack_queue_wait_seconds",
+        "Seconds an update job waited in the queue before its first attempt started.",
+        queue_wait,
+    )
 
     lines += [
         "# HELP osutrack_upstream_requests_total Requests to the osu! API by endpoint and status.",
@@ -123,7 +146,8 @@ def render(client: redis.Redis, gauges: Mapping[str, tuple[str, float]]) -> str:
         "# HELP osutrack_limiter_wait_seconds_total Seconds spent waiting for budget slots.",
         "# TYPE osutrack_limiter_wait_seconds_total counter",
         f"osutrack_limiter_wait_seconds_total {limiter.get('wait_seconds', '0')}",
-        "# HELP osutrack_limiter_refusals_total Waits that gave up (the job failed with 503).",
+        "# HELP osutrack_limiter_refusals_total Waits that gave up (the job went back to the "
+        "queue, or the refresh batch to its next turn).",
         "# TYPE osutrack_limiter_refusals_total counter",
         f"osutrack_limiter_refusals_total {limiter.get('refusals', '0')}",
     ]

@@ -141,16 +141,20 @@ class Settings:
     # "v1" or "v2"; empty means: v2 when client credentials are set, else v1 when a key is.
     osu_api_version: str = ""
     osu_api_timeout_seconds: float = 10.0
-    osu_api_max_attempts: int = 3
+    # A job (or refresh batch) that meets a transient upstream failure is retried with
+    # exponential backoff from this first delay, for up to the horizon after its first
+    # attempt; then it fails.
     osu_api_retry_backoff_seconds: float = 0.5
+    osu_api_retry_horizon_seconds: float = 120.0
     # One budget for every worker process on every machine, e.g. "60/minute;2/second";
     # "off" disables it (tests and benchmarks against the simulator). Empty: the default
     # for the API version (`effective_rate_limit`).
     osu_api_rate_limit: str = ""
-    # How long one upstream request may wait for a slot before its job is failed as 503.
+    # How long a worker process may wait for a budget slot before it hands its job back to
+    # its place in the queue (the job is not failed).
     osu_api_slot_wait_seconds: float = 15.0
 
-    update_wait_seconds: float = 20.0
+    update_wait_seconds: float = 60.0
     update_wait_max_seconds: float = 60.0
     job_ttl_seconds: int = 86400
     bestplays_refresh_seconds: int = 60
@@ -212,6 +216,19 @@ class Settings:
         return "60/minute" if self.effective_api_version == "v2" else "600/minute"
 
 
+def _update_wait(env: Mapping[str, str], wait_max: float) -> float:
+    """UPDATE_WAIT_SECONDS: 60 (or the maximum, if lower) when unset; refused above the
+    maximum rather than silently lowered."""
+    if not env.get("UPDATE_WAIT_SECONDS", "").strip():
+        return min(60.0, wait_max)
+    wait = _float(env, "UPDATE_WAIT_SECONDS", 60.0)
+    if wait > wait_max:
+        raise SettingsError(
+            f"UPDATE_WAIT_SECONDS ({wait:g}) must not exceed UPDATE_WAIT_MAX_SECONDS ({wait_max:g})"
+        )
+    return wait
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build `Settings` from `env` (the process environment by default).
 
@@ -240,11 +257,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         osu_api_key=_str(env, "OSU_API_KEY"),
         osu_api_version=version,
         osu_api_timeout_seconds=_float(env, "OSU_API_TIMEOUT_SECONDS", 10.0, minimum=0.1),
-        osu_api_max_attempts=_int(env, "OSU_API_MAX_ATTEMPTS", 3, minimum=1),
-        osu_api_retry_backoff_seconds=_float(env, "OSU_API_RETRY_BACKOFF_SECONDS", 0.5),
+        osu_api_retry_backoff_seconds=_float(
+            env, "OSU_API_RETRY_BACKOFF_SECONDS", 0.5, minimum=0.01
+        ),
+        osu_api_retry_horizon_seconds=_float(env, "OSU_API_RETRY_HORIZON_SECONDS", 120.0),
         osu_api_rate_limit=_rate_limit(env, "OSU_API_RATE_LIMIT", ""),
         osu_api_slot_wait_seconds=_float(env, "OSU_API_SLOT_WAIT_SECONDS", 15.0),
-        update_wait_seconds=min(_float(env, "UPDATE_WAIT_SECONDS", 20.0), wait_max),
+        update_wait_seconds=_update_wait(env, wait_max),
         update_wait_max_seconds=wait_max,
         job_ttl_seconds=_int(env, "JOB_TTL_SECONDS", 86400, minimum=60),
         bestplays_refresh_seconds=_int(env, "BESTPLAYS_REFRESH_SECONDS", 60, minimum=1),

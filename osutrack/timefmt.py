@@ -9,7 +9,8 @@ def iso_z(moment: datetime | None) -> str | None:
     """`2021-02-04T23:24:42.000Z`: UTC, whole seconds, as osu!track's MySQL DATETIMEs were.
 
     Stored times keep microseconds (two updates in one second stay distinct and ordered);
-    only the printed form drops them, matching the original byte for byte.
+    only the printed form drops them, matching the original byte for byte. `from`/`to`
+    compare at this precision too (`api_shim.params.parse_window`).
     """
     if moment is None:
         return None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from simulator.config import SimConfig
 from simulator.server import serve
+from simulator.world import StateFileError
 
 
 def parse_args(argv: list[str] | None = None) -> SimConfig:
@@ -25,6 +27,12 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
     parser.add_argument("--client-secret", default=defaults.client_secret)
     parser.add_argument("--api-key", default=defaults.api_key)
     parser.add_argument("--cache-size", type=int, default=defaults.cache_size)
+    parser.add_argument(
+        "--state-file",
+        default=defaults.state_file,
+        help="keep the world (steps, per-player changes, restrictions) in this file, so a "
+        "restart goes on where it stopped (default: in memory only)",
+    )
     args = parser.parse_args(argv)
     return SimConfig(
         host=args.host,
@@ -35,12 +43,16 @@ def parse_args(argv: list[str] | None = None) -> SimConfig:
         client_secret=args.client_secret,
         api_key=args.api_key,
         cache_size=args.cache_size,
+        state_file=args.state_file,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point."""
-    serve(parse_args(argv))
+    """Entry point; exits with the reason (status 1) when the state file cannot be read."""
+    try:
+        serve(parse_args(argv))
+    except StateFileError as exc:
+        sys.exit(f"simulator: {exc}")
 
 
 if __name__ == "__main__":

@@ -18,3 +18,5 @@ class SimConfig:
     api_key: str = "0123456789abcdef0123456789abcdef01234567"
     # Materialised (user, mode) states kept in memory; evicted ones are recomputed.
     cache_size: int = 3000
+    # Where the world is kept across restarts; None keeps it in memory only.
+    state_file: str | None = None

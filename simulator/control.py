@@ -190,9 +190,9 @@ class Restriction:
         _known(user_id)
         with self._sim.world.lock:
             if self._restricted:
-                self._sim.world.restricted.add(user_id)
+                self._sim.world.restrict(user_id)
             else:
-                self._sim.world.restricted.discard(user_id)
+                self._sim.world.unrestrict(user_id)
             send_json(resp, {"user_id": user_id, "restricted": self._restricted})
 
 

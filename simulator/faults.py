@@ -17,6 +17,7 @@ from simulator.responses import bad_request
 
 KINDS = frozenset(
     {
+        "http_401",
         "http_429",
         "http_500",
         "http_502",

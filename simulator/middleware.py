@@ -47,6 +47,10 @@ def _apply_replacing_fault(resp: falcon.Response, fault: Fault) -> None:
             resp.set_header("Retry-After", f"{fault.retry_after:g}")
     elif fault.kind == "garbage":
         _reply(resp, 200, falcon.MEDIA_HTML, _GARBAGE)
+    elif fault.kind == "http_401":
+        # osu-web's answer to a missing or refused token (shared fixtures:
+        # v2_error_unauthenticated_http401).
+        _reply(resp, 401, falcon.MEDIA_JSON, orjson.dumps({"authentication": "basic"}))
     else:
         status = int(fault.kind.removeprefix("http_"))
         page = _GATEWAY_PAGES.get(status)
@@ -65,6 +69,7 @@ class UpstreamMiddleware:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Sleep the configured latency, then apply the next matching fault if any."""
+        req.context.arrived = time.time()
         endpoint = classify(req.path)
         req.context.endpoint = endpoint
         req.context.truncate = False
@@ -96,4 +101,6 @@ class UpstreamMiddleware:
             resp.data = resp.data[: len(resp.data) // 2]
             resp.status = 200
         status = falcon.http_status_to_code(resp.status)
-        self._sim.log.record(time.time(), req.method, req.path, status, endpoint)
+        self._sim.log.record(
+            time.time(), req.method, req.path, status, endpoint, req.context.get("arrived")
+        )

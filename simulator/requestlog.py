@@ -46,9 +46,25 @@ class RequestLog:
             self._counts: dict[str, dict[str, int]] = {}
             self._total = 0
 
-    def record(self, t: float, method: str, path: str, status: int, endpoint: str) -> None:
-        """Append one finished request."""
-        entry = {"t": t, "method": method, "path": path, "status": status, "endpoint": endpoint}
+    def record(
+        self,
+        t: float,
+        method: str,
+        path: str,
+        status: int,
+        endpoint: str,
+        arrived: float | None = None,
+    ) -> None:
+        """Append one finished request: `t` when it was answered, `arrived` when the
+        simulator began to handle it (what a rate limit counts)."""
+        entry = {
+            "t": t,
+            "arrived": t if arrived is None else arrived,
+            "method": method,
+            "path": path,
+            "status": status,
+            "endpoint": endpoint,
+        }
         with self._lock:
             self._entries.append(entry)
             by_status = self._counts.setdefault(endpoint, {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from pathlib import Path
 
 from simulator.config import SimConfig
 from simulator.faults import FaultQueue
@@ -42,7 +43,8 @@ class Simulator:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.world = World(cache_size=config.cache_size)
+        state_path = None if config.state_file is None else Path(config.state_file)
+        self.world = World(cache_size=config.cache_size, state_path=state_path)
         self.faults = FaultQueue()
         self.log = RequestLog()
         self.tokens = TokenStore()

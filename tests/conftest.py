@@ -155,6 +155,9 @@ def service_env(
         "RATE_LIMIT_UPDATE": "off",
         "RATE_LIMIT_READ": "off",
         "OSU_API_RETRY_BACKOFF_SECONDS": "0.05",
+        # Transient upstream failures are retried this long: the faults tests need a job to
+        # give up within seconds, not the default two minutes.
+        "OSU_API_RETRY_HORIZON_SECONDS": "2",
         "LOG_LEVEL": "INFO",
     }
 

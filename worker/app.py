@@ -8,5 +8,7 @@ from celery import Celery
 # worker starts, which is earlier than the `include` modules are imported).
 import worker.startup  # noqa: F401
 
-app = Celery("osutrack", include=["worker.tasks", "worker.heartbeat", "worker.logcontext"])
+app = Celery(
+    "osutrack", include=["worker.tasks", "worker.heartbeat", "worker.releaser", "worker.logcontext"]
+)
 app.config_from_object("celeryconfig")

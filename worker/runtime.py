@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import redis
 from sqlalchemy import Engine
 
+from osutrack.budget import fleet_windows
 from osutrack.jobs import redis_client
+from osutrack.queue import UpdateQueue
 from osutrack.settings import Settings, load_settings
 from worker.db import engine_for_process
 from worker.upstream import OsuClient, make_client
@@ -22,6 +24,7 @@ class Runtime:
     engine: Engine
     redis: redis.Redis
     client: OsuClient
+    queue: UpdateQueue
 
 
 _runtimes: dict[int, Runtime] = {}
@@ -39,6 +42,7 @@ def runtime() -> Runtime:
             engine=engine_for_process(settings.database_url, settings.statement_timeout_ms),
             redis=redis_conn,
             client=make_client(settings, redis_conn),
+            queue=UpdateQueue(redis_conn, fleet_windows(settings.effective_rate_limit)),
         )
         _runtimes[pid] = current
     return current

@@ -14,16 +14,18 @@ from sqlalchemy.orm import Session
 
 from osutrack import jobs, metrics
 from osutrack.jobs import REFRESH_QUEUE
+from osutrack.queue import RETRY_QUEUE
 from worker.app import app
 from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
 from worker.db import session_scope
 from worker.logcontext import log_context
 from worker.peaks import recompute_changed_peaks
 from worker.refresh import plan_refresh, refresh_user_modes
+from worker.retry import next_retry_at
 from worker.runtime import Runtime, runtime
 from worker.schedule import refresh_round_size
 from worker.updates import finished_result, update_user
-from worker.upstream.errors import UpstreamError
+from worker.upstream.errors import BudgetExhausted, UpstreamError, is_transient
 from worker.upstream.limiter import COOLDOWN_KEY, REFRESH, upstream_priority
 
 log = logging.getLogger(__name__)
@@ -49,48 +51,85 @@ UPDATE_TIME_LIMIT = 50
     soft_time_limit=UPDATE_SOFT_TIME_LIMIT,
     time_limit=UPDATE_TIME_LIMIT,
 )
-def update_user_task(self: Task, job_id: str, user_id: int, mode: int) -> None:
-    """Run update job `job_id` for (user_id, mode) and publish its outcome in Redis."""
+def update_user_task(
+    self: Task, job_id: str, user_id: int, mode: int, attempt: int | None = None
+) -> None:
+    """Run attempt `attempt` of update job `job_id` for (user_id, mode) and publish its
+    outcome in Redis (`attempt` None: a message from before attempts were numbered)."""
     with log_context(job_id=job_id, user_id=user_id, mode=mode):
         rt = runtime()
-        attempt = self.request.retries
-        state, deliveries = jobs.count_delivery(
+        start = jobs.start_job(
             rt.redis,
             job_id,
-            _delivery_key(self.request.id or job_id, attempt),
+            attempt,
+            _delivery_key(job_id, attempt or 0, self.request.retries),
             DELIVERY_COUNT_TTL_SECONDS,
         )
-        if deliveries > MAX_DELIVERIES:
-            log.error("job delivered %d times without finishing; giving up", MAX_DELIVERIES)
-            jobs.fail_job(
-                rt.redis,
-                job_id,
-                user_id,
-                mode,
-                "the update failed repeatedly; try again later",
-                502,
-                rt.settings.job_ttl_seconds,
-            )
-            outcome: str | None = "failed_poison"
-        else:
-            # Only a redelivered message or a retry can find its job already committed.
-            first_try = deliveries == 1 and attempt == 0
-            outcome = _run_update(self, rt, job_id, user_id, mode, first_try=first_try)
+        if start.stale:
+            log.info("stale copy of attempt %s dropped", attempt)
+            return
+        outcome = _outcome_of(self, rt, start, job_id, user_id, mode, attempt or 0)
+        # Something may have freed room in the budget or the queue: release what may run.
+        _release_quietly(rt)
         if outcome is not None:
+            state = start.state
             latency = time.time() - state.enqueued_at if state else None
             metrics.record_job(rt.redis, outcome, latency)
             log.info("job %s", outcome)
 
 
-def _delivery_key(task_id: str, attempt: int) -> str:
-    # Counted per attempt: a retry keeps the task id and is a new attempt, not a redelivery.
-    return f"osutrack:deliveries:{task_id}:{attempt}"
+def _outcome_of(
+    task: Task, rt: Runtime, start: jobs.Start, job_id: str, user_id: int, mode: int, attempt: int
+) -> str | None:
+    if start.deliveries > MAX_DELIVERIES:
+        log.error("job delivered %d times without finishing; giving up", MAX_DELIVERIES)
+        jobs.fail_job(
+            rt.redis,
+            job_id,
+            user_id,
+            mode,
+            "the update failed repeatedly; try again later",
+            502,
+            rt.settings.job_ttl_seconds,
+        )
+        return "failed_poison"
+    state = start.state
+    if state is not None and start.deliveries == 1 and task.request.retries == 0:
+        metrics.record_queue_wait(rt.redis, time.time() - state.enqueued_at)
+    # Only a redelivered message, a retry or a later attempt can find its job committed.
+    first_try = start.deliveries == 1 and attempt == 0 and task.request.retries == 0
+    first_attempt_at = (state.first_attempt_at if state else None) or time.time()
+    return _run_update(
+        task, rt, job_id, user_id, mode, attempt, first_try=first_try,
+        first_attempt_at=first_attempt_at,
+    )  # fmt: skip
+
+
+def _delivery_key(job_id: str, attempt: int, celery_retry: int) -> str:
+    # Counted per attempt and infrastructure retry: those are new messages, not redeliveries.
+    suffix = f":{celery_retry}" if celery_retry else ""
+    return f"osutrack:deliveries:{job_id}:{attempt}{suffix}"
+
+
+def _release_quietly(rt: Runtime) -> None:
+    try:
+        rt.queue.release()
+    except redis.RedisError as exc:
+        log.warning("could not release queued updates: %s", exc)
 
 
 def _run_update(
-    task: Task, rt: Runtime, job_id: str, user_id: int, mode: int, *, first_try: bool
+    task: Task,
+    rt: Runtime,
+    job_id: str,
+    user_id: int,
+    mode: int,
+    attempt: int,
+    *,
+    first_try: bool,
+    first_attempt_at: float,
 ) -> str | None:
-    """Do the update and publish it; return the outcome for metrics (None: will retry).
+    """Do the update and publish it; return the outcome for metrics (None: not over yet).
 
     A job that committed before (a redelivered message or a retry, never `first_try`) is
     published from its stored body without asking osu! again; `store_update` checks once
@@ -103,7 +142,6 @@ def _run_update(
             with session_scope(rt.engine) as session:
                 stored = finished_result(session, job_id)
         if stored is None:
-            jobs.mark_running(rt.redis, job_id)
             with session_scope(rt.engine) as session:
                 stored = update_user(
                     session,
@@ -116,12 +154,13 @@ def _run_update(
         # Published only after the commit: a waiting client never sees data that could
         # still roll back.
         jobs.finish_job(rt.redis, job_id, user_id, mode, stored, ttl)
+    except BudgetExhausted:
+        # Not osu!'s failure: the job waits again at its place for the budget to free.
+        log.info("no upstream slot in time; back to the queue")
+        _send_again(rt, job_id, user_id, mode, attempt, time.time())
+        return None
     except UpstreamError as exc:
-        log.warning("failed upstream: %s", exc)
-        jobs.fail_job(
-            rt.redis, job_id, user_id, mode, str(exc), exc.http_status, ttl, exc.retry_after
-        )
-        return "failed_upstream"
+        return _after_upstream_failure(rt, job_id, user_id, mode, attempt, exc, first_attempt_at)
     except SoftTimeLimitExceeded:
         log.warning("timed out")
         jobs.fail_job(rt.redis, job_id, user_id, mode, "the update timed out", 504, ttl)
@@ -134,6 +173,64 @@ def _run_update(
         log.warning("will retry: %s", exc)
         raise task.retry(exc=exc, countdown=min(2**task.request.retries, 30)) from exc
     return "finished"
+
+
+def _after_upstream_failure(
+    rt: Runtime,
+    job_id: str,
+    user_id: int,
+    mode: int,
+    attempt: int,
+    exc: UpstreamError,
+    first_attempt_at: float,
+) -> str | None:
+    """Retry a transient failure later while the horizon lasts; fail anything else."""
+    settings = rt.settings
+    now = time.time()
+    horizon_ends = first_attempt_at + settings.osu_api_retry_horizon_seconds
+    retry_at = next_retry_at(
+        now, attempt, settings.osu_api_retry_backoff_seconds, exc.retry_after, horizon_ends
+    )
+    if not is_transient(exc) or retry_at is None:
+        log.warning("failed upstream: %s", exc)
+        jobs.fail_job(
+            rt.redis, job_id, user_id, mode, str(exc), exc.http_status,
+            settings.job_ttl_seconds, exc.retry_after,
+        )  # fmt: skip
+        return "failed_upstream"
+    log.warning("upstream failed (%s); attempt %d again in %.1f s", exc, attempt + 2,
+                retry_at - now)  # fmt: skip
+    _send_again(rt, job_id, user_id, mode, attempt, retry_at, last_error=str(exc))
+    return None
+
+
+def _send_again(
+    rt: Runtime,
+    job_id: str,
+    user_id: int,
+    mode: int,
+    attempt: int,
+    not_before: float,
+    *,
+    last_error: str | None = None,
+) -> None:
+    """Put the job back in line as its next attempt, released no earlier than
+    `not_before`. Its message goes to the retry queue, which is released before the
+    jobs accepted after it; the job keeps its acceptance number for `/jobs`."""
+    jobs.hold_until(rt.redis, job_id, not_before)
+    app.send_task(
+        jobs.UPDATE_TASK_NAME,
+        args=[job_id, user_id, mode, attempt + 1],
+        task_id=job_id,
+        queue=RETRY_QUEUE,
+    )
+    jobs.mark_requeued(
+        rt.redis,
+        job_id,
+        attempt + 1,
+        last_error=last_error,
+        next_attempt_at=not_before if last_error else None,
+    )
 
 
 # Planning, refreshing and table maintenance acknowledge on receipt: a lost refresh batch
@@ -167,10 +264,20 @@ def schedule_refresh_task() -> None:
     soft_time_limit=600,
     time_limit=660,
 )
-def refresh_users_task(user_modes: list[list[int]]) -> None:
-    """Check a batch of user-modes within the refresh share of the upstream budget."""
+def refresh_users_task(
+    user_modes: list[list[int]], first_attempt_at: float | None = None, attempt: int = 0
+) -> None:
+    """Check a batch of user-modes within the refresh share of the upstream budget.
+
+    A transient upstream failure sends the batch again later, within the retry horizon
+    from its first attempt (each user-mode already checked is simply checked again);
+    past the horizon, or on a failure retrying cannot change, the batch is left for its
+    next turn: its reservation lease runs out and planning takes it again. Nothing is
+    marked gone or unchanged for a failure.
+    """
     rt = runtime()
     pairs = [(int(user_id), int(mode)) for user_id, mode in user_modes]
+    started = first_attempt_at or time.time()
     try:
         with upstream_priority(REFRESH), Session(rt.engine, expire_on_commit=False) as session:
             outcomes = refresh_user_modes(
@@ -181,9 +288,28 @@ def refresh_users_task(user_modes: list[list[int]]) -> None:
                 intervals=rt.settings.refresh_intervals,
             )
     except UpstreamError as exc:
-        # The reservation lease runs out and the next planning round takes them again.
-        log.warning("refresh of %d user-modes failed upstream: %s", len(pairs), exc)
-        metrics.record_refresh(rt.redis, "failed", len(pairs))
+        retry_at = None
+        if is_transient(exc) and not isinstance(exc, BudgetExhausted):
+            retry_at = next_retry_at(
+                time.time(),
+                attempt,
+                rt.settings.osu_api_retry_backoff_seconds,
+                exc.retry_after,
+                started + rt.settings.osu_api_retry_horizon_seconds,
+            )
+        if retry_at is None:
+            log.warning("refresh of %d user-modes failed upstream: %s", len(pairs), exc)
+            metrics.record_refresh(rt.redis, "failed", len(pairs))
+            return
+        log.warning("refresh of %d user-modes failed upstream (%s); again in %.1f s",
+                    len(pairs), exc, retry_at - time.time())  # fmt: skip
+        # A countdown below the broker's visibility timeout (retry.MAX_RETRY_DELAY_SECONDS),
+        # so the worker holding the message until then is never mistaken for a dead one.
+        refresh_users_task.apply_async(
+            args=(user_modes, started, attempt + 1),
+            countdown=max(retry_at - time.time(), 0.0),
+            queue=REFRESH_QUEUE,
+        )
         return
     for outcome, count in outcomes.items():
         metrics.record_refresh(rt.redis, outcome, count)

@@ -2,11 +2,12 @@
 
 Postgres points at a closed port: the reads answer 503, which is enough to see that they
 are counted and carry the headers. The update tests use `wait=0`, so a valid POST /update
-registers its job, sends the task to Redis and answers 202 without any worker.
+registers its job, queues its task in Redis and answers 202 without any worker.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
@@ -15,7 +16,7 @@ from falcon import testing
 
 from api_shim.app import create_app
 from api_shim.updates import QUEUE_FULL_RETRY_AFTER_SECONDS
-from osutrack import jobs
+from osutrack import jobs, queue
 from osutrack.settings import load_settings
 
 CLOSED_DATABASE_URL = "postgresql+psycopg2://x@127.0.0.1:9/x"
@@ -44,6 +45,14 @@ def _post_update(
 ) -> testing.Result:
     kwargs.setdefault("remote_addr", CLIENT)
     return client.simulate_post("/update", query_string=query, **kwargs)
+
+
+_update_users = itertools.count(1000)
+
+
+def _update(client: testing.TestClient, **kwargs: object) -> testing.Result:
+    """A valid POST /update for a user of its own (a job queued, answered 202 at once)."""
+    return _post_update(client, f"user={next(_update_users)}&mode=0&wait=0", **kwargs)
 
 
 def _get(
@@ -76,40 +85,47 @@ def _assert_too_many(result: testing.Result, limit: int) -> None:
 
 def test_sixth_update_in_a_minute_is_429(make_client: AppFactory) -> None:
     client = make_client()
-    answers = [
-        # Refused by validation, yet counted.
+    # Refused before they are updates: none of them uses up the update budget.
+    refusals = [
         _post_update(client, "user=x&mode=0"),
         _post_update(client, "user=1&mode=9"),
         _post_update(client, "user=1&mode=0&wait=99"),
-        # Accepted: a job is queued (no worker runs here).
-        _post_update(client, "user=1&mode=0&wait=0"),
-        _post_update(client, "user=2&mode=0&wait=0"),
+        _post_update(client, "user=%ff&mode=0"),
+        client.simulate_get("/update", query_string="user=1&mode=0", remote_addr=CLIENT),
+        client.simulate_head("/update", query_string="user=1&mode=0", remote_addr=CLIENT),
+        client.simulate_options("/update", remote_addr=CLIENT),
     ]
-    assert [answer.status_code for answer in answers] == [400, 400, 400, 202, 202]
+    assert [answer.status_code for answer in refusals] == [400, 400, 400, 400, 405, 405, 200]
+    # Accepted: a job is queued each time (no worker runs here).
+    answers = [_post_update(client, f"user={user}&mode=0&wait=0") for user in range(1, 6)]
+    assert [answer.status_code for answer in answers] == [202] * 5
     for used, answer in enumerate(answers, start=1):
         _assert_rate_headers(answer, 5, 5 - used)
-    refused = _post_update(client, "user=3&mode=0&wait=0")
+    refused = _post_update(client, "user=6&mode=0&wait=0")
     _assert_too_many(refused, 5)
     assert "access-control-allow-origin" not in refused.headers
+    # Refused requests still are not counted, and GET /update is still a 405.
+    assert _post_update(client, "user=x&mode=0").status_code == 400
+    assert client.simulate_get("/update", remote_addr=CLIENT).status_code == 405
     # Another client still has its own budget.
-    other = _post_update(client, remote_addr="198.51.100.20")
-    assert other.status_code == 400
+    other = _post_update(client, "user=7&mode=0&wait=0", remote_addr="198.51.100.20")
+    assert other.status_code == 202
     _assert_rate_headers(other, 5, 4)
 
 
-def test_query_string_guard_refusals_count(make_client: AppFactory) -> None:
-    client = make_client(RATE_LIMIT_UPDATE="2/minute")
+def test_query_string_guard_refusals_count_for_reads(make_client: AppFactory) -> None:
+    client = make_client(RATE_LIMIT_READ="2/minute")
     for _ in range(2):
-        result = _post_update(client, "user=%ff&mode=0")
+        result = _get(client, "/peak", "user=%ff&mode=0")
         assert result.status_code == 400
-    _assert_too_many(_post_update(client, "user=%ff&mode=0"), 2)
+    _assert_too_many(_get(client, "/peak", "user=%ff&mode=0"), 2)
 
 
 def test_reads_and_updates_have_separate_budgets(make_client: AppFactory) -> None:
     client = make_client(RATE_LIMIT_UPDATE="2/minute", RATE_LIMIT_READ="4/minute")
-    for _ in range(2):
-        assert _post_update(client).status_code == 400
-    _assert_too_many(_post_update(client), 2)
+    for user in (1, 2):
+        assert _post_update(client, f"user={user}&mode=0&wait=0").status_code == 202
+    _assert_too_many(_post_update(client, "user=3&mode=0&wait=0"), 2)
 
     reads = [
         _get(client, "/peak"),
@@ -155,10 +171,10 @@ def test_both_limits_off(make_client: AppFactory) -> None:
 
 def test_several_limits_report_the_tightest(make_client: AppFactory) -> None:
     client = make_client(RATE_LIMIT_UPDATE="10/minute;2/hour")
-    first = _post_update(client)
+    first = _update(client)
     _assert_rate_headers(first, 2, 1, window=3600)
-    _post_update(client)
-    refused = _post_update(client)
+    _update(client)
+    refused = _update(client)
     assert refused.status_code == 429
     assert refused.headers["ratelimit-limit"] == "2"
     assert 60 < int(refused.headers["retry-after"]) <= 7200
@@ -167,9 +183,9 @@ def test_several_limits_report_the_tightest(make_client: AppFactory) -> None:
 def test_forged_forwarded_for_does_not_dodge_the_limit(make_client: AppFactory) -> None:
     client = make_client(RATE_LIMIT_UPDATE="2/minute")
     for forged in ("198.51.100.1", "198.51.100.2"):
-        result = _post_update(client, headers={"X-Forwarded-For": forged})
-        assert result.status_code == 400
-    _assert_too_many(_post_update(client, headers={"X-Forwarded-For": "198.51.100.3"}), 2)
+        result = _update(client, headers={"X-Forwarded-For": forged})
+        assert result.status_code == 202
+    _assert_too_many(_update(client, headers={"X-Forwarded-For": "198.51.100.3"}), 2)
 
 
 def test_trusted_proxy_forwards_client_addresses(make_client: AppFactory) -> None:
@@ -177,26 +193,26 @@ def test_trusted_proxy_forwards_client_addresses(make_client: AppFactory) -> Non
     proxy = "10.0.0.1"
 
     def via_proxy(forwarded_for: str) -> testing.Result:
-        return _post_update(client, remote_addr=proxy, headers={"X-Forwarded-For": forwarded_for})
+        return _update(client, remote_addr=proxy, headers={"X-Forwarded-For": forwarded_for})
 
     # The same client through two proxy hops; what it claims on the left is ignored.
-    assert via_proxy("198.51.100.1").status_code == 400
-    assert via_proxy("6.6.6.6, 198.51.100.1, 192.0.2.7").status_code == 400
+    assert via_proxy("198.51.100.1").status_code == 202
+    assert via_proxy("6.6.6.6, 198.51.100.1, 192.0.2.7").status_code == 202
     _assert_too_many(via_proxy("7.7.7.7, 198.51.100.1"), 2)
     # Another client behind the same proxy has its own budget, and so has the proxy.
     other = via_proxy("198.51.100.2")
-    assert other.status_code == 400
+    assert other.status_code == 202
     _assert_rate_headers(other, 2, 1)
-    own = _post_update(client, remote_addr=proxy)
+    own = _update(client, remote_addr=proxy)
     _assert_rate_headers(own, 2, 1)
 
 
 def test_ipv6_clients_share_their_64(make_client: AppFactory) -> None:
     client = make_client(RATE_LIMIT_UPDATE="2/minute")
-    assert _post_update(client, remote_addr="2001:db8:1:2::1").status_code == 400
-    assert _post_update(client, remote_addr="2001:db8:1:2::2").status_code == 400
-    _assert_too_many(_post_update(client, remote_addr="2001:db8:1:2:ffff::3"), 2)
-    assert _post_update(client, remote_addr="2001:db8:1:3::1").status_code == 400
+    assert _update(client, remote_addr="2001:db8:1:2::1").status_code == 202
+    assert _update(client, remote_addr="2001:db8:1:2::2").status_code == 202
+    _assert_too_many(_update(client, remote_addr="2001:db8:1:2:ffff::3"), 2)
+    assert _update(client, remote_addr="2001:db8:1:3::1").status_code == 202
 
 
 def test_redis_down_lets_requests_through() -> None:
@@ -220,8 +236,8 @@ def test_redis_down_lets_requests_through() -> None:
 
 
 def _fill_update_queue(redis_client: redis.Redis, depth: int) -> None:
-    current = int(redis_client.llen(jobs.UPDATE_QUEUE))  # type: ignore[arg-type]
-    redis_client.lpush(jobs.UPDATE_QUEUE, *(f"fake-{n}" for n in range(depth - current)))
+    current = int(redis_client.llen(queue.UPDATE_QUEUE))  # type: ignore[arg-type]
+    redis_client.lpush(queue.UPDATE_QUEUE, *(f"fake-{n}" for n in range(depth - current)))
 
 
 def test_full_queue_refuses_new_jobs_but_not_joins(
@@ -233,7 +249,7 @@ def test_full_queue_refuses_new_jobs_but_not_joins(
     # At the cap is still room; only more than MAX_QUEUE_DEPTH refuses.
     _fill_update_queue(redis_client, 3)
     assert _post_update(client, "user=12&mode=0&wait=0").status_code == 202
-    assert redis_client.llen(jobs.UPDATE_QUEUE) == 4
+    assert redis_client.llen(queue.UPDATE_QUEUE) == 4
 
     refused = _post_update(client, "user=13&mode=0&wait=0")
     assert refused.status_code == 503
@@ -246,7 +262,7 @@ def test_full_queue_refuses_new_jobs_but_not_joins(
     joined = _post_update(client, "user=11&mode=0&wait=0")
     assert joined.status_code == 202
     assert joined.json["job_id"] == in_flight.json["job_id"]
-    assert redis_client.llen(jobs.UPDATE_QUEUE) == 4
+    assert redis_client.llen(queue.UPDATE_QUEUE) == 4
 
 
 def test_queue_cap_counts_against_the_limit_too(

@@ -79,7 +79,10 @@ def test_metrics_render_counters_and_gauges(
     metrics.record_upstream(redis_client, "v2_user", "200")
     metrics.record_limiter_wait(redis_client, 1.5, refused=True)
     metrics.record_refresh(redis_client, "changed", 4)
+    metrics.record_queue_wait(redis_client, 0.2)
+    metrics.record_queue_wait(redis_client, 42.0)
     redis_client.lpush("updates", "m1", "m2")
+    redis_client.lpush("updates.waiting", "m4", "m5", "m6")
     redis_client.lpush("maintenance", "m3")
     redis_client.set("osutrack:worker:w1@host", "1", ex=30)
     redis_client.set("osutrack:worker:w2@host", "1", ex=30)
@@ -103,12 +106,19 @@ def test_metrics_render_counters_and_gauges(
         'osutrack_upstream_requests_total{endpoint="v2_user",status="200"}': "1",
         "osutrack_limiter_refusals_total": "1",
         'osutrack_refreshed_user_modes_total{outcome="changed"}': "4",
+        'osutrack_queue_wait_seconds_bucket{le="0.25"}': "1",
+        'osutrack_queue_wait_seconds_bucket{le="30.0"}': "1",
+        'osutrack_queue_wait_seconds_bucket{le="60.0"}': "2",
+        "osutrack_queue_wait_seconds_count": "2",
         'osutrack_queue_depth{queue="updates"}': "2.0",
+        'osutrack_queue_depth{queue="updates.waiting"}': "3.0",
+        'osutrack_queue_depth{queue="updates.retry"}': "0.0",
         'osutrack_queue_depth{queue="refresh"}': "0.0",
         'osutrack_queue_depth{queue="maintenance"}': "1.0",
         "osutrack_workers_alive": "2.0",
         "osutrack_tracked_user_modes": f"{float(tracked)}",
     }
+    assert float(samples["osutrack_queue_wait_seconds_sum"]) == pytest.approx(42.2)
     assert float(samples["osutrack_refresh_coverage_ratio"]) == pytest.approx(current / tracked)
     assert float(samples["osutrack_refresh_coverage_ratio"]) < 1.0
 

@@ -6,6 +6,7 @@ before anything is connected, and a valid request must fail fast with a 503.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -271,6 +272,7 @@ def test_health_names_what_is_down(client: testing.TestClient) -> None:
         "postgres": "down",
         "redis": "down",
         "workers": 0,
+        "osu_api": "unknown",
         "error": "down: postgres, redis, workers",
     }
 
@@ -320,6 +322,25 @@ def test_docs_page(client: testing.TestClient) -> None:
     assert result.status_code == 200
     assert result.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in result.text
+    # Every file the page loads is served here, none from elsewhere.
+    links = re.findall(r'(?:src|href)="([^"]+)"', result.text)
+    assert links
+    assert all(link.startswith("/docs/assets/") for link in links), links
+    for link in links:
+        asset = client.simulate_get(link)
+        assert asset.status_code == 200, link
+        assert asset.headers["cache-control"] == "public, max-age=86400"
+        assert len(asset.content) > 0
+    assert (
+        client.simulate_get("/docs/assets/swagger-ui-bundle.js")
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
+
+
+@pytest.mark.parametrize("name", ["index.html", "core.py", "..%2F__init__.py", "LICENSE"])
+def test_docs_assets_serve_only_the_page_files(client: testing.TestClient, name: str) -> None:
+    assert client.simulate_get(f"/docs/assets/{name}").status_code == 404
 
 
 def test_ping_answers_without_any_backing_service(client: testing.TestClient) -> None:

@@ -153,6 +153,20 @@ def test_instants(raw: str, expected: datetime) -> None:
     assert params.parse_bound(raw, "from", end_of_day=False) == expected
 
 
+def test_window_is_compared_at_the_printed_precision() -> None:
+    # A printed time as both bounds covers its whole second.
+    window = params.parse_window("2026-12-03T15:07:01.000Z", "2026-12-03T15:07:01Z")
+    assert window.start == datetime(2026, 12, 3, 15, 7, 1, tzinfo=UTC)
+    assert window.end == datetime(2026, 12, 3, 15, 7, 1, 999999, tzinfo=UTC)
+    # A fraction moves `from` up to the next printed second and `to` to the end of its own.
+    window = params.parse_window("2026-12-03T15:07:01.500Z", "2026-12-03T15:07:02.250Z")
+    assert window.start == datetime(2026, 12, 3, 15, 7, 2, tzinfo=UTC)
+    assert window.end == datetime(2026, 12, 3, 15, 7, 2, 999999, tzinfo=UTC)
+    assert params.parse_window("9999-12-31T23:59:59.5Z", None).start == datetime(
+        9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC
+    )
+
+
 def test_absent_bounds_are_unbounded() -> None:
     assert params.parse_window(None, None) == params.Window(None, None)
 

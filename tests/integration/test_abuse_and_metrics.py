@@ -52,29 +52,38 @@ def _forwarded(client: str) -> dict[str, str]:
     return {"X-Forwarded-For": client}
 
 
+def _valid_update(
+    http: requests.Session, api: str, user: int, headers: dict[str, str]
+) -> requests.Response:
+    return http.post(f"{api}/update", params={"user": user, "mode": 0, "wait": 0}, headers=headers)
+
+
 def test_update_limit_over_http(limited_api: str, http: requests.Session) -> None:
     client = _forwarded("198.51.100.7")
-    answers = [
-        http.post(f"{limited_api}/update", params={"user": "x", "mode": "0"}, headers=client)
-        for _ in range(UPDATE_LIMIT)
-    ]
+    # Requests that are not valid updates use up nothing.
+    for _ in range(UPDATE_LIMIT + 1):
+        bad = http.post(f"{limited_api}/update", params={"user": "x", "mode": "0"}, headers=client)
+        assert bad.status_code == 400
+        assert "RateLimit-Remaining" not in bad.headers
+        assert http.get(f"{limited_api}/update", headers=client).status_code == 405
+    answers = [_valid_update(http, limited_api, 2_000_001 + n, client) for n in range(UPDATE_LIMIT)]
     for used, answer in enumerate(answers, start=1):
-        assert answer.status_code == 400
+        assert answer.status_code == 202
         assert answer.headers["RateLimit-Limit"] == str(UPDATE_LIMIT)
         assert answer.headers["RateLimit-Remaining"] == str(UPDATE_LIMIT - used)
         assert int(answer.headers["RateLimit-Reset"]) >= 1
 
-    refused = http.post(f"{limited_api}/update", params={"user": "1", "mode": "0"}, headers=client)
+    refused = _valid_update(http, limited_api, 2_000_010, client)
     assert refused.status_code == 429
     assert refused.json()["error"].startswith("Too many requests; ")
-    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # A sliding window of one minute: a request taken now leaves the weighted count only
+    # during the next window, so the wait for one more is at most two windows.
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2 * 60
     assert refused.headers["RateLimit-Remaining"] == "0"
 
     # Behind the trusted proxy, another client keeps its own budget.
-    other = http.post(
-        f"{limited_api}/update", params={"user": "x"}, headers=_forwarded("198.51.100.8")
-    )
-    assert other.status_code == 400
+    other = _valid_update(http, limited_api, 2_000_011, _forwarded("198.51.100.8"))
+    assert other.status_code == 202
     assert other.headers["RateLimit-Remaining"] == str(UPDATE_LIMIT - 1)
 
 
@@ -88,7 +97,7 @@ def test_read_limit_over_http(limited_api: str, http: requests.Session) -> None:
     assert refused.status_code == 429
     assert refused.headers["Access-Control-Allow-Origin"] == "*"
     # The update budget of the same client is untouched.
-    update = http.post(f"{limited_api}/update", params={"user": "x"}, headers=client)
+    update = _valid_update(http, limited_api, 2_000_020, client)
     assert update.headers["RateLimit-Remaining"] == str(UPDATE_LIMIT - 1)
 
 

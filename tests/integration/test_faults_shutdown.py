@@ -74,11 +74,13 @@ def test_sigterm_during_a_burst_finishes_running_jobs_and_leaves_the_rest_queued
 def test_sigquit_cancels_running_jobs_after_the_soft_shutdown_and_returns_them(
     stack: FaultStack,
 ) -> None:
-    # The two running updates hang upstream on every attempt (each one outlasts the read
-    # timeout, so retries hang too), far longer than the 10 s soft shutdown: the worker
+    # The two running updates hang upstream (25 s), far longer than the 10 s soft
+    # shutdown: the worker
     # must give up on them, and their messages must be back in the queue at once (not
     # after the visibility timeout) for the next worker, which runs them again.
-    worker = stack.start_worker("stopping", concurrency=2)
+    # A read timeout beyond the hang: the requests are still waiting when the soft
+    # shutdown ends, however the two timers meet.
+    worker = stack.start_worker("stopping", concurrency=2, OSU_API_TIMEOUT_SECONDS="60")
     users = [new_fault_user() for _ in range(4)]
     for user in users[:2]:
         stack.simulator.add_fault(

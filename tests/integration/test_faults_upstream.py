@@ -1,11 +1,12 @@
 """Upstream faults: retried, then a clear failed job; never a missing user; nothing partial.
 
 Mechanisms under test:
-- `UpstreamHttp.request_json` (worker/upstream/http.py): timeouts, connection errors, 429
-  and 5xx answers and bodies that are not JSON are retried OSU_API_MAX_ATTEMPTS times,
-  honouring a short Retry-After, then raised as `UpstreamError`;
-- `UpstreamError` is a failed job with its status (502, or 503 + Retry-After when rate
-  limited), never the "exists: false" body of a user osu! does not know;
+- `UpstreamHttp.request_json` (worker/upstream/http.py) raises timeouts, connection errors,
+  429 and 5xx answers and bodies that are not JSON as transient `UpstreamError`s, and the
+  update task sends the job back to the queue for another attempt (worker/tasks.py) until
+  OSU_API_RETRY_HORIZON_SECONDS after its first attempt;
+- a job still failing then is a failed job with its status (502, or 503 + Retry-After
+  when rate limited), never the "exists: false" body of a user osu! does not know;
 - `update_user` asks osu! everything before it writes, in one transaction, so a failure
   of either call (user or best scores) leaves no row behind.
 """
@@ -13,6 +14,7 @@ Mechanisms under test:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +24,9 @@ from worker.upstream.limiter import COOLDOWN_KEY
 
 pytestmark = pytest.mark.integration
 
-MAX_ATTEMPTS = 3
+# Short, so a persistent fault ends in a failed job within seconds; long enough for a few
+# attempts at the stack's 0.05 s first backoff.
+HORIZON_SECONDS = 3
 # Below the simulator's `slow` fault, so a slow answer is a timeout.
 TIMEOUT_SECONDS = 1
 
@@ -54,7 +58,7 @@ def module_stack(
         tmp_path_factory.mktemp("faults-upstream"),
         database_url=database_url,
         OSU_API_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
-        OSU_API_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
+        OSU_API_RETRY_HORIZON_SECONDS=str(HORIZON_SECONDS),
     ) as running:
         running.start_api()
         running.start_worker("upstream", concurrency=2)
@@ -95,7 +99,12 @@ def test_persistent_fault_fails_the_job_clearly_and_writes_nothing(
         assert response.headers["Retry-After"] == "1"
     job = stack.get(f"/jobs/{body['job_id']}").json()
     assert (job["status"], job["result"]) == ("failed", None)
-    _assert_requests(stack, user, endpoint, MAX_ATTEMPTS)
+    # Retried until the horizon: the first attempt, then at least one more (the delays
+    # are random but never reach past the horizon, where the last attempt is made).
+    assert job["attempt"] >= 1
+    started = _parse_time(job["enqueued_at"])
+    assert _parse_time(job["finished_at"]) - started >= HORIZON_SECONDS - 1
+    _assert_requests(stack, user, endpoint, job["attempt"] + 1)
     _assert_nothing_stored(stack, user)
 
     # The failure left no trace: once osu! answers, this is the player's first update.
@@ -105,6 +114,11 @@ def test_persistent_fault_fails_the_job_clearly_and_writes_nothing(
     assert retried.status_code == 200, retried.text
     assert retried.json()["first"] is True
     stack.assert_updated_once(user, 0, _only_job(stack, user))
+
+
+def _parse_time(printed: str) -> float:
+    """Unix seconds of a time as the API prints it (whole seconds)."""
+    return datetime.strptime(printed, "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=UTC).timestamp()
 
 
 def _only_job(stack: FaultStack, user: int) -> list[str]:

@@ -127,16 +127,23 @@ def test_long_429_fails_the_job_and_pauses_every_worker(
     simulator.add_fault(
         kind="http_429", count=1, retry_after=1800, body="edge", path_prefix="/api/v2/users"
     )
+    # A Retry-After beyond the retry horizon: retrying within it cannot help.
     response = v2_stack.post_update(user, 0)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1800"
     assert "rate limiting" in response.json()["error"]
     simulator.session.delete(f"{simulator.base_url}/_sim/requests", timeout=5)
-    # The whole fleet now waits: the next update does not even ask osu!.
-    paused = v2_stack.post_update(new_user_id(), 0)
-    assert paused.status_code == 503
+    # The whole fleet now waits: the next update is accepted and queued, without asking
+    # osu!, and expected to start when the pause ends.
+    paused = v2_stack.post_update(new_user_id(), 0, wait=1)
+    assert paused.status_code == 202
+    job = paused.json()
+    assert (job["status"], job["position"]) == ("queued", 0)
+    assert int(paused.headers["Retry-After"]) > 1700
     assert simulator.requests_log() == []
+    # Once the pause is over, the queued job runs.
     redis.Redis.from_url(redis_url).delete(COOLDOWN_KEY)
+    assert _poll(v2_stack, paused.headers["Location"])["status"] == "finished"
 
 
 def test_restricted_player_reads_as_missing_but_keeps_history(
@@ -161,3 +168,49 @@ def test_health_sees_postgres_redis_and_the_worker(v2_stack: Stack) -> None:
     body = response.json()
     assert body["status"] == "ok"
     assert body["workers"] >= 1
+
+
+def test_without_prefer_the_request_waits_for_the_original_answer(
+    v2_stack: Stack, new_user_id: Callable[[], int]
+) -> None:
+    response = v2_stack.post_update(new_user_id(), 0)
+    assert response.status_code == 200
+    assert response.json()["first"] is True
+    assert "Preference-Applied" not in response.headers
+
+
+def test_prefer_respond_async_answers_202_at_once_with_the_estimated_start(
+    v2_stack: Stack, simulator: SimulatorClient, new_user_id: Callable[[], int]
+) -> None:
+    user = new_user_id()
+    # The job takes longer than the request: the answer cannot be the finished update.
+    simulator.session.put(f"{simulator.base_url}/_sim/latency", params={"ms": 700}, timeout=5)
+    response = v2_stack.http.post(
+        f"{v2_stack.api_url}/update",
+        params={"user": user, "mode": 0},
+        headers={"Prefer": "respond-async"},
+        timeout=70,
+    )
+    assert response.status_code == 202
+    assert response.headers["Preference-Applied"] == "respond-async"
+    assert int(response.headers["Retry-After"]) >= 1
+    job = response.json()
+    assert job["status"] in ("queued", "running")
+    if job["status"] == "queued":
+        assert job["position"] == 0
+        assert job["eta"] is not None
+    assert _poll(v2_stack, response.headers["Location"])["status"] == "finished"
+
+
+def test_prefer_wait_sets_the_wait_and_says_so(
+    v2_stack: Stack, new_user_id: Callable[[], int]
+) -> None:
+    response = v2_stack.http.post(
+        f"{v2_stack.api_url}/update",
+        params={"user": new_user_id(), "mode": 0},
+        headers={"Prefer": "wait=30"},
+        timeout=70,
+    )
+    assert response.status_code == 200
+    assert response.headers["Preference-Applied"] == "wait=30"
+    assert response.json()["first"] is True

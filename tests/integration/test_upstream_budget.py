@@ -33,7 +33,8 @@ from support.processes import ManagedProcess, start_api, start_worker
 from support.simulator import RunningSimulator, SimulatorClient
 
 from devstack.procs import free_port
-from osutrack.jobs import REFRESH_QUEUE, UPDATE_QUEUE
+from osutrack.jobs import REFRESH_QUEUE
+from osutrack.queue import UPDATE_QUEUE
 from worker.upstream.limiter import COOLDOWN_KEY
 
 pytestmark = pytest.mark.integration
@@ -164,7 +165,11 @@ def budget_processes(
     host, port = simulator_process.base_url.removeprefix("http://").split(":")
     relay = ArrivalRelay((host, int(port)))
     env = service_env(
-        REDIS_URL=private_redis, OSU_API_RATE_LIMIT=RATE_LIMIT, OSU_API_BASE_URL=relay.url
+        REDIS_URL=private_redis,
+        OSU_API_RATE_LIMIT=RATE_LIMIT,
+        OSU_API_BASE_URL=relay.url,
+        # Longer than the 429's Retry-After, so the refused job is retried after the pause.
+        OSU_API_RETRY_HORIZON_SECONDS="60",
     )
     logs = tmp_path_factory.mktemp("budget-stack")
     started: list[ManagedProcess] = []

@@ -41,8 +41,6 @@ def make_client(settings: Settings, redis_client: redis.Redis) -> OsuClient:
         limiter,
         redis_client,
         timeout_seconds=settings.osu_api_timeout_seconds,
-        max_attempts=settings.osu_api_max_attempts,
-        backoff_seconds=settings.osu_api_retry_backoff_seconds,
     )
     if settings.effective_api_version == "v1":
         return V1Client(http, settings.osu_api_key)

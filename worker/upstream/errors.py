@@ -23,10 +23,27 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamRateLimited(UpstreamError):
-    """The osu! API answered 429, or our own upstream budget had no slot in time."""
+    """The osu! API answered 429: it may answer once its Retry-After has passed."""
 
     http_status = 503
 
 
+class BudgetExhausted(UpstreamRateLimited):
+    """Our own upstream budget had no slot in time. Not a failure of osu!: an update job
+    that meets it goes back to its place in the queue."""
+
+
 class UpstreamAuthError(UpstreamError):
-    """The osu! API refused our credentials (a configuration problem for the operator)."""
+    """The osu! API refused our credentials (a configuration problem for the operator):
+    retrying cannot change the answer."""
+
+
+class UpstreamRejected(UpstreamError):
+    """The osu! API refused the request itself (a 4xx other than 401, 403, 404 and 429):
+    retrying the same request cannot change the answer."""
+
+
+def is_transient(error: UpstreamError) -> bool:
+    """True when the same request may well succeed a moment later (timeouts, connection
+    errors, 5xx, malformed bodies, 429, no budget slot yet)."""
+    return isinstance(error, UpstreamUnavailable | UpstreamRateLimited)

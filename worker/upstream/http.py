@@ -1,10 +1,8 @@
-"""HTTP to the osu! API: timeouts, retries with backoff, Retry-After, and the shared budget."""
+"""HTTP to the osu! API: timeouts, Retry-After, failures by kind, and the shared budget."""
 
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,11 +10,12 @@ import orjson
 import redis
 import requests
 
-from osutrack import metrics
+from osutrack import metrics, upstream_status
 from worker.upstream.errors import (
     UpstreamAuthError,
     UpstreamError,
     UpstreamRateLimited,
+    UpstreamRejected,
     UpstreamUnavailable,
 )
 from worker.upstream.limiter import UpstreamLimiter, current_priority
@@ -24,11 +23,6 @@ from worker.upstream.limiter import UpstreamLimiter, current_priority
 log = logging.getLogger(__name__)
 
 USER_AGENT = "osutrack-api (+https://github.com/osutrack-api)"
-# Statuses worth another try: the answer may differ a moment later.
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
-# A Retry-After longer than this is not waited out inside a job: the job fails with 503
-# and its Retry-After instead (the edge limiter's lockout is about 30 minutes).
-MAX_INLINE_RETRY_AFTER_SECONDS = 10.0
 
 
 class NotFound:
@@ -48,10 +42,8 @@ def _retry_after_seconds(response: requests.Response) -> int | None:
 class UpstreamHttp:
     """Sends GET/POST requests to the osu! API and returns parsed JSON.
 
-    Every attempt takes a slot from the shared `UpstreamLimiter` first. Timeouts, connection
-    errors, 429 and 5xx are retried with exponential backoff and jitter (honouring
-    Retry-After) up to `max_attempts`; then an `UpstreamError` is raised. A 200 whose body
-    is not JSON is a failure too, never an empty answer.
+    Every request takes a slot from the shared `UpstreamLimiter` first. A 200 whose body is
+    not JSON is a failure too, never an empty answer.
     """
 
     def __init__(
@@ -61,16 +53,15 @@ class UpstreamHttp:
         redis_client: redis.Redis,
         *,
         timeout_seconds: float,
-        max_attempts: int,
-        backoff_seconds: float,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._limiter = limiter
         self._redis = redis_client
         # Connect fast or not at all; the read timeout bounds a slow answer.
         self._timeout = (min(3.05, timeout_seconds), timeout_seconds)
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
+        # Whether this process may have to clear a recorded credentials failure: every
+        # process starts unsure, so a fixed configuration clears the record at once.
+        self._auth_failure_seen = True
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self._session.headers["Accept"] = "application/json"
@@ -99,59 +90,49 @@ class UpstreamHttp:
     ) -> Any:
         """The decoded JSON body, or `NOT_FOUND` for a 404.
 
-        `what` names the call in errors and logs ("user", "best scores") and `endpoint` in
-        metrics ("v2_user"); URLs are never logged because v1 carries the API key in its
-        query string. A 429 pauses every worker process for its Retry-After.
+        One attempt: a failure is raised as an `UpstreamError` at once, and the job (or the
+        refresh batch) that asked is retried later, from the queue, without holding a
+        worker process while it waits (`errors.is_transient` says which failures are worth
+        it). `what` names the call in errors and logs ("user", "best scores") and
+        `endpoint` in metrics ("v2_user"); URLs are never logged because v1 carries the API
+        key in its query string. A 429 pauses every worker process for its Retry-After.
         """
-        last_error: UpstreamError | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            slot = self._limiter.acquire(current_priority())
-            try:
-                slot.sent()
-                response = self._session.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
-            except requests.Timeout:
-                metrics.record_upstream(self._redis, endpoint, "timeout")
-                last_error = UpstreamUnavailable(f"the osu! API timed out ({what})")
-            except requests.RequestException:
-                metrics.record_upstream(self._redis, endpoint, "connection_error")
-                last_error = UpstreamUnavailable(f"the osu! API could not be reached ({what})")
-            else:
-                metrics.record_upstream(self._redis, endpoint, str(response.status_code))
-                outcome = self._interpret(response, what)
-                if isinstance(outcome, UpstreamRateLimited) and outcome.retry_after:
-                    # The budget is per host, not per process: everyone waits it out.
-                    self._limiter.pause_all(outcome.retry_after)
-                if not isinstance(outcome, UpstreamError):
-                    return outcome
-                last_error = outcome
-                if response.status_code not in TRANSIENT_STATUSES and not isinstance(
-                    outcome, UpstreamUnavailable
-                ):
-                    raise outcome
-            log.warning(
-                "upstream %s failed (attempt %d/%d): %s",
-                what,
-                attempt,
-                self._max_attempts,
-                last_error,
+        slot = self._limiter.acquire(current_priority())
+        try:
+            slot.sent()
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
             )
-            if attempt == self._max_attempts:
-                break
-            delay = self._backoff * 2 ** (attempt - 1) + random.uniform(0, self._backoff)
-            if last_error.retry_after is not None:
-                if last_error.retry_after > MAX_INLINE_RETRY_AFTER_SECONDS:
-                    raise last_error
-                delay = max(delay, float(last_error.retry_after))
-            time.sleep(delay)
-        assert last_error is not None
-        raise last_error
+        except requests.Timeout:
+            metrics.record_upstream(self._redis, endpoint, "timeout")
+            raise UpstreamUnavailable(f"the osu! API timed out ({what})") from None
+        except requests.RequestException:
+            metrics.record_upstream(self._redis, endpoint, "connection_error")
+            raise UpstreamUnavailable(f"the osu! API could not be reached ({what})") from None
+        metrics.record_upstream(self._redis, endpoint, str(response.status_code))
+        outcome = self._interpret(response, what)
+        if isinstance(outcome, UpstreamRateLimited) and outcome.retry_after:
+            # The budget is per host, not per process: everyone waits it out.
+            self._limiter.pause_all(outcome.retry_after)
+        if isinstance(outcome, UpstreamAuthError):
+            log.error(
+                "OSU CREDENTIALS REFUSED: %s; check OSU_CLIENT_ID/OSU_CLIENT_SECRET or OSU_API_KEY",
+                outcome,
+            )
+            upstream_status.record_auth_failure(self._redis, str(outcome))
+            self._auth_failure_seen = True
+        if isinstance(outcome, UpstreamError):
+            log.warning("upstream %s failed: %s", what, outcome)
+            raise outcome
+        if self._auth_failure_seen:
+            upstream_status.clear_auth_failure(self._redis)
+            self._auth_failure_seen = False
+        return outcome
 
     def _interpret(self, response: requests.Response, what: str) -> Any:
         status = response.status_code
@@ -167,7 +148,7 @@ class UpstreamHttp:
         if status >= 500:
             return UpstreamUnavailable(f"the osu! API answered {status} ({what})")
         if status != 200:
-            return UpstreamUnavailable(f"the osu! API answered {status} ({what})")
+            return UpstreamRejected(f"the osu! API answered {status} ({what})")
         try:
             # orjson: a best-scores answer is ~130 kB, which the stdlib parses 5x slower.
             return orjson.loads(response.content)

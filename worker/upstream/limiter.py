@@ -24,31 +24,25 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import redis
-from limits import RateLimitItem, parse_many
 
 from osutrack import metrics
-from worker.upstream.errors import UpstreamRateLimited
+from osutrack.budget import (
+    COOLDOWN_KEY,
+    WAITER_STALE_SECONDS,
+    WAITERS_KEY,
+    Window,
+    windows_of,
+)
+from worker.upstream.errors import BudgetExhausted
 
 INTERACTIVE = "interactive"
 REFRESH = "refresh"
 
-BUDGET_KEY_PREFIX = "osutrack:osu:budget"
-COOLDOWN_KEY = "osutrack:osu:cooldown"
-WAITERS_KEY = "osutrack:osu:interactive_waiters"
-# A waiter re-registers on every poll; one that stopped (its process died) stops counting
-# after this long, so a crash can never starve the refresh for good.
-WAITER_STALE_SECONDS = 5.0
 # An interactive request's mark stays this long after it took its slot, so the refresh
 # cannot take the slot its job's next request (best scores, right after the user) needs.
 INTERACTIVE_LINGER_SECONDS = 0.3
 # Longest single sleep, so a waiter notices a cooldown ending or a slot freeing promptly.
 MAX_POLL_SECONDS = 0.25
-# A slot frees this much later than its window says (3% of the period, at most 100 ms):
-# between the stamp and osu! receiving the request lie a Redis reply, building the request
-# and the network, a few ms usually and tens of ms on a loaded machine (bench/README.md).
-# Without it, 11 requests of a 10/second budget were seen arriving within 0.98 s.
-SEND_GUARD_SHARE = 0.03
-MAX_SEND_GUARD_MS = 100
 
 # KEYS: the window keys (all the budget's, then the refresh share's if any), then the
 # waiters set. ARGV: slot id, number of budget windows, then per window: limit, period ms;
@@ -115,33 +109,6 @@ def current_priority() -> str:
 
 
 @dataclass(frozen=True)
-class Window:
-    """One limit of the budget: at most `limit` requests in any `period_ms` (the limit's
-    period plus the send guard)."""
-
-    key: str
-    limit: int
-    period_ms: int
-
-
-def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
-    """The windows of a `limits`-notation rate ("60/minute;2/second"), scaled by `share`."""
-    items: list[RateLimitItem] = parse_many(rate_limit)
-    windows = []
-    for item in items:
-        period_ms = item.get_expiry() * 1000
-        guard_ms = min(int(period_ms * SEND_GUARD_SHARE), MAX_SEND_GUARD_MS)
-        windows.append(
-            Window(
-                key=f"{BUDGET_KEY_PREFIX}:{name}:{item.amount}/{item.get_expiry()}s",
-                limit=max(1, int(item.amount * share)),
-                period_ms=period_ms + guard_ms,
-            )
-        )
-    return windows
-
-
-@dataclass(frozen=True)
 class Slot:
     """A taken slot of the budget; call `sent()` right before its request goes out."""
 
@@ -196,7 +163,7 @@ class UpstreamLimiter:
     def acquire(self, priority: str = INTERACTIVE) -> Slot:
         """Take one slot for a request of `priority`, waiting as needed.
 
-        Raises `UpstreamRateLimited` when no slot frees up within the configured wait (or
+        Raises `BudgetExhausted` when no slot frees up within the configured wait (or
         the pause lasts longer than that), and `redis.RedisError` when the budget cannot
         be checked.
         """
@@ -228,7 +195,7 @@ class UpstreamLimiter:
                     metrics.record_limiter_wait(
                         self._redis, time.monotonic() - started, refused=True
                     )
-                    raise UpstreamRateLimited(
+                    raise BudgetExhausted(
                         "the osu! API request budget is exhausted; try again later",
                         retry_after=max(1, round(wait)),
                     )
