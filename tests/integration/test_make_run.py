@@ -77,6 +77,9 @@ KINDS = ("api", "worker", "beat", "simulator", "redis", "postgres")
 # upstream requests, so at this latency it is in flight for 8 s at least, well past the
 # AOF_LOSS_WINDOW_SECONDS the test waits before the kill.
 IN_FLIGHT_LATENCY_MS = 4000
+# Longer than the budget takes to free two requests' slots (2 of 3 per 3 s), so make run's
+# single update process is still busy when the next job is released.
+MAKE_WORKER_LATENCY_MS = 3000
 _user_ids = iter(range(8_000_001, 9_000_000))
 
 
@@ -296,7 +299,7 @@ def test_the_private_services_refuse_connections_without_the_password(stack: Sta
 
 
 def test_make_worker_joins_takes_jobs_and_the_budget_holds(stack: Stack, tmp_path: Path) -> None:
-    stack.set_latency(1000)
+    stack.set_latency(MAKE_WORKER_LATENCY_MS)
     stack.http.delete(f"{stack.simulator.base_url}/_sim/requests", timeout=10)
     extra = ManagedProcess(
         "make-worker",
@@ -311,8 +314,8 @@ def test_make_worker_joins_takes_jobs_and_the_budget_holds(stack: Stack, tmp_pat
         assert hostname is not None, extra.output()
         assert f"{hostname.group(1)} ready." in extra.output()
         started = time.time()
-        # With make run's update worker a single process and every request taking 1 s,
-        # four jobs at once leave at least two for the new worker.
+        # make run's update worker is a single process, busy for two requests' latency
+        # with each job: the job the budget releases next goes to the idle new worker.
         with ThreadPoolExecutor(4) as pool:
             jobs = list(pool.map(lambda _: stack.accept_job(), range(4)))
         until(
