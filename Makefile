@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-from-pyproject
 
 TYPED := osutrack worker api_shim simulator devstack bench celeryconfig.py
 
-.PHONY: venv run lint format test lock audit clean
+.PHONY: venv run worker lint format test lock audit clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python -m devstack.run
+
+# One more worker for the stack `make run` runs from the same OSUTRACK_DATA_DIR:
+# `QUEUES=updates CONCURRENCY=4 make worker` (defaults: updates, WORKER_CONCURRENCY).
+worker: $(STAMP)
+	$(BIN)/python -m devstack.worker $(if $(QUEUES),--queues $(QUEUES)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -70,7 +70,7 @@ enable_utc = True
 
 # Beat: one scheduler however many are started (RedBeat holds a lock in Redis), and every
 # periodic task expires before its next run so a stalled queue cannot pile up copies.
-beat_scheduler = "redbeat.RedBeatScheduler"
+beat_scheduler = "worker.beat:RetryingRedBeatScheduler"
 redbeat_redis_url = _settings.redis_url
 redbeat_key_prefix = "osutrack:redbeat:"
 redbeat_lock_timeout = 60

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from api_shim.app import create_app
-from osutrack.settings import load_settings
+from osutrack.settings import load_settings, require_configuration
 
 settings = load_settings()
+require_configuration(settings, "api")
 logging.basicConfig(
     level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )

@@ -44,15 +44,19 @@ def worker_command(
 
 
 def beat_command(*, loglevel: str = "INFO") -> list[str]:
-    """Celery beat with RedBeat, whose lock in Redis keeps a second beat idle."""
+    """Celery beat with the scheduler of celeryconfig (RedBeat, whose lock in Redis keeps a
+    second beat idle, made to ride out a Redis restart: worker/beat.py)."""
     return [
         sys.executable, "-m", "celery", "-A", "worker", "beat",
         "--loglevel", loglevel,
-        "-S", "redbeat.RedBeatScheduler",
     ]  # fmt: skip
 
 
-def api_command(host: str, port: int, threads: int = 4) -> list[str]:
+# One access-log line per request: method, path (no query string), status, duration.
+ACCESS_LOG_FORMAT = "%(method)s %(path)s %(status)d %(dt_ms).1f ms"
+
+
+def api_command(host: str, port: int, threads: int = 4, *, access_log: bool = False) -> list[str]:
     """The Falcon shim under granian: 2 processes of `threads` threads each.
 
     Fewer threads serve reads faster (bench/README.md, server choice), but each POST
@@ -60,14 +64,17 @@ def api_command(host: str, port: int, threads: int = 4) -> list[str]:
     per process before reads queue behind them (API_THREADS). HTTP/1.1 only and no
     WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
     does not have to sniff for them serves plain requests a little faster (bench/README.md,
-    read endpoints).
+    read endpoints). The access log is for `make run`; the tests and benchmarks leave it
+    off.
     """
+    logging = ["--access-log", "--access-log-fmt", ACCESS_LOG_FORMAT] if access_log else []
     return [
         sys.executable, "-m", "granian",
         "--interface", "wsgi",
         "--host", host, "--port", str(port),
         "--workers", "2", "--blocking-threads", str(threads),
         "--http", "1", "--no-ws",
+        *logging,
         "api_shim.wsgi:app",
     ]  # fmt: skip
 

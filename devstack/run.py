@@ -4,9 +4,13 @@
 
 Starts what the environment does not provide (a private Postgres when DATABASE_URL is unset,
 a private Redis when REDIS_URL is unset, the osu! API simulator when no osu! credentials
-are set), applies migrations, then runs the API (granian), one Celery worker and Celery
-beat, relaying their output prefixed with their names. Ctrl-C or SIGTERM stops everything;
-if any child exits on its own, everything is stopped and the exit status is 1.
+are set), writes what other processes need to join the stack to OSUTRACK_DATA_DIR/stack.env
+(0600), applies migrations, then runs the API (granian, with an access log), the update
+worker, the refresh worker and Celery beat, relaying their output prefixed with their names.
+
+Every child is supervised: one that dies is restarted after a growing delay
+(devstack/supervise.py); one that keeps dying stops everything and the exit status is 1.
+Ctrl-C or SIGTERM stops everything (exit status 0).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
 from types import FrameType
 
 from devstack.commands import (
@@ -28,13 +32,19 @@ from devstack.commands import (
     simulator_osu_env,
     worker_command,
 )
-from devstack.env import child_env
+from devstack.env import child_env, write_env_file
 from devstack.procs import port_open, wait_until
 from devstack.services import PostgresServer, RedisServer, ServiceError
-from devstack.supervise import Supervisor, run_to_end, say
-from osutrack.settings import Settings, SettingsError, load_settings
+from devstack.supervise import GaveUp, Server, Supervisor, run_to_end, say
+from osutrack.settings import Settings, SettingsError, load_settings, setting_names
+from simulator.identity import MAX_USER_ID, fixture_players
 
 STARTUP_TIMEOUT_SECONDS = 60.0
+# The summary is printed once the children have been silent this long (start-up banners
+# and the first periodic tasks done), or after QUIET_WAIT_SECONDS whatever they print.
+QUIET_SECONDS = 1.0
+QUIET_WAIT_SECONDS = 10.0
+POLL_SECONDS = 0.5
 
 
 class _StopRequested(Exception):
@@ -68,86 +78,161 @@ def simulator_warning(port: int) -> str:
     )
 
 
-@contextlib.contextmanager
-def private_services(settings: Settings) -> Iterator[dict[str, str]]:
-    """Start the private Postgres/Redis the environment lacks; yield the URLs to use."""
-    urls = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    servers: list[PostgresServer | RedisServer] = []
-    try:
-        if not settings.database_url:
-            pg = PostgresServer(settings.data_dir / "postgres", settings.private_postgres_port)
-            servers.append(pg)
-            say("devstack", f"starting private Postgres on 127.0.0.1:{pg.port} ({pg.data_dir})")
-            pg.start()
-            urls["DATABASE_URL"] = pg.url
-        if not settings.redis_url:
-            rd = RedisServer(settings.data_dir / "redis", settings.private_redis_port)
-            servers.append(rd)
-            say("devstack", f"starting private Redis on 127.0.0.1:{rd.port} ({rd.data_dir})")
-            rd.start()
-            urls["REDIS_URL"] = rd.url
-        yield urls
-    finally:
-        for server in reversed(servers):
-            server.stop()
+def simulated_players() -> str:
+    """Which user ids the simulator knows, for the summary."""
+    recorded = ", ".join(
+        f"{user_id} = {player['username']}" for user_id, player in sorted(fixture_players().items())
+    )
+    return f"{recorded} (recorded players); any other id below {MAX_USER_ID:,} is Player<id>"
 
 
-def app_commands(settings: Settings) -> dict[str, list[str]]:
-    """The long-running children, by name, in start order."""
+def ready_summary(settings: Settings, base: str, simulated: bool) -> list[str]:
+    """The last lines of the first screen: where things are and what to try."""
+    env_file = settings.stack_env_path
+    if settings.rate_limit_update in ("", "off"):
+        limit = "POST /update has no per-client limit (RATE_LIMIT_UPDATE=off)"
+    else:
+        limit = (
+            f"POST /update: {settings.rate_limit_update} per client; "
+            "`RATE_LIMIT_UPDATE=off make run` lifts it for local experiments"
+        )
+    players = (
+        f"simulated: {simulated_players()}"
+        if simulated
+        else f"real osu! players (osu! API {settings.effective_api_version})"
+    )
+    bar = "=" * 78
+    return [
+        bar,
+        "osutrack-api is ready",
+        f"  API       {base}/   interactive docs: {base}/docs",
+        f"  Try       curl -X POST '{base}/update?user=2&mode=0'",
+        f"  Players   {players}",
+        f"  Limit     {limit}",
+        f"  Services  URLs and passwords in {env_file} (mode 0600); to attach psql, celery or "
+        f"python -m worker.admin: set -a; . {env_file}; set +a",
+        "  Scale     make worker adds a worker (e.g. QUEUES=updates CONCURRENCY=4 make worker)",
+        "  Stop      Ctrl-C stops every process",
+        bar,
+    ]
+
+
+STACK_ENV_HEADER = """Written by `make run` (devstack/run.py), removed when it stops: what a process
+needs to join its stack. The URLs (with the passwords) of its services, libpq's PG*
+variables for psql, then every setting as `make run` saw it, so that a process joining
+the stack (`make worker`) is configured as the stack's own are. Load it into a shell with
+    set -a; . {0}; set +a
+then run psql, celery -A worker ... or python -m worker.admin ..."""
+
+
+def stack_configuration(stack: dict[str, str]) -> dict[str, str]:
+    """`stack` (URLs, PG*, simulator) first, then every other setting of this process."""
+    inherited = child_env()
+    rest = {name: inherited.get(name, "") for name in setting_names() if name not in stack}
+    return {**{name: value for name, value in stack.items() if value}, **rest}
+
+
+def start_private_services(settings: Settings, supervisor: Supervisor) -> dict[str, str]:
+    """Start the private Postgres/Redis the environment lacks, supervised.
+
+    Returns what a process needs to use them: DATABASE_URL and REDIS_URL, plus libpq's
+    PG* variables for psql when the Postgres is private.
+    """
+    found = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    if not settings.database_url:
+        pg = PostgresServer(settings.data_dir / "postgres", settings.private_postgres_port)
+        say("devstack", f"starting private Postgres on 127.0.0.1:{pg.port} ({pg.data_dir})")
+        supervisor.add(Server("postgres", pg))
+        found |= {"DATABASE_URL": pg.url, **pg.libpq_env()}
+    if not settings.redis_url:
+        rd = RedisServer(settings.data_dir / "redis", settings.private_redis_port)
+        say("devstack", f"starting private Redis on 127.0.0.1:{rd.port} ({rd.data_dir})")
+        supervisor.add(Server("redis", rd))
+        found["REDIS_URL"] = rd.url
+    return found
+
+
+# What each child prints once it is up (the API is judged by GET /health instead).
+WORKER_READY = " ready."
+BEAT_READY = "beat: Starting..."
+
+
+def app_commands(settings: Settings) -> dict[str, tuple[list[str], str | None]]:
+    """The long-running children, by name, in start order, with their ready line."""
     return {
-        "worker": worker_command(
-            concurrency=settings.worker_concurrency, loglevel=settings.log_level
+        "worker": (
+            worker_command(concurrency=settings.worker_concurrency, loglevel=settings.log_level),
+            WORKER_READY,
         ),
-        "refresher": worker_command(
-            queues=BACKGROUND_QUEUES,
-            concurrency=1,
-            hostname="refresher1@%h",
-            loglevel=settings.log_level,
+        "refresher": (
+            worker_command(
+                queues=BACKGROUND_QUEUES,
+                concurrency=1,
+                hostname="refresher1@%h",
+                loglevel=settings.log_level,
+            ),
+            WORKER_READY,
         ),
-        "beat": beat_command(loglevel=settings.log_level),
-        "api": api_command(settings.host, settings.port, settings.api_threads),
+        "beat": (beat_command(loglevel=settings.log_level), BEAT_READY),
+        "api": (
+            api_command(
+                settings.host, settings.port, settings.api_threads, access_log=settings.access_log
+            ),
+            None,
+        ),
     }
+
+
+def _healthy(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        return bool(response.status == 200)
+    return False
 
 
 def _serve(settings: Settings, supervisor: Supervisor) -> int:
     """Run everything; children always stop before the servers they depend on."""
-    with private_services(settings) as urls:
-        try:
-            return _run_children(settings, supervisor, urls)
-        finally:
-            _ignore_signals()
-            say("devstack", "stopping all processes")
-            supervisor.stop_all()
+    env_file = settings.stack_env_path
+    wrote_env_file = False
+    try:
+        stack = start_private_services(settings, supervisor)
+        if not settings.osu_credentials_configured:
+            port = settings.simulator_port
+            print(simulator_warning(port), flush=True)
+            supervisor.start(
+                "simulator",
+                simulator_command(
+                    "127.0.0.1",
+                    port,
+                    "--auto-advance-seconds",
+                    "300",
+                    # Kept beside the database, so a restart does not rewind the players.
+                    "--state-file",
+                    str(settings.data_dir / "simulator" / "world.json"),
+                ),
+                child_env(),
+            )
+            wait_until(
+                lambda: port_open("127.0.0.1", port),
+                timeout=STARTUP_TIMEOUT_SECONDS,
+                what=f"simulator on 127.0.0.1:{port}",
+                alive=supervisor.keep_alive,
+            )
+            stack |= simulator_osu_env(f"http://127.0.0.1:{port}")
+        write_env_file(env_file, stack_configuration(stack), STACK_ENV_HEADER.format(env_file))
+        wrote_env_file = True
+        say("devstack", f"the stack's URLs and configuration are in {env_file} (mode 0600)")
+        return _run_children(settings, supervisor, stack)
+    finally:
+        _ignore_signals()
+        say("devstack", "stopping all processes")
+        supervisor.stop_all()
+        if wrote_env_file:
+            env_file.unlink(missing_ok=True)
 
 
-def _run_children(settings: Settings, supervisor: Supervisor, urls: dict[str, str]) -> int:
-    """Simulator (if needed), migrations, then API, worker and beat until one exits."""
-    overrides = dict(urls)
-    if not settings.osu_credentials_configured:
-        port = settings.simulator_port
-        print(simulator_warning(port), flush=True)
-        supervisor.start(
-            "simulator",
-            simulator_command(
-                "127.0.0.1",
-                port,
-                "--auto-advance-seconds",
-                "300",
-                # Kept beside the database, so a restart does not rewind the players.
-                "--state-file",
-                str(settings.data_dir / "simulator" / "world.json"),
-            ),
-            child_env(),
-        )
-        wait_until(
-            lambda: port_open("127.0.0.1", port),
-            timeout=STARTUP_TIMEOUT_SECONDS,
-            what=f"simulator on 127.0.0.1:{port}",
-            alive=lambda: supervisor.exited() is None,
-        )
-        overrides |= simulator_osu_env(f"http://127.0.0.1:{port}")
-    env = child_env(overrides)
-
+def _run_children(settings: Settings, supervisor: Supervisor, stack: dict[str, str]) -> int:
+    """Migrations, then API, workers and beat, supervised until a child keeps dying."""
+    env = child_env(stack)
     if migrations_available():
         code = run_to_end("migrate", migrate_command(), env)
         if code != 0:
@@ -156,27 +241,34 @@ def _run_children(settings: Settings, supervisor: Supervisor, urls: dict[str, st
     else:
         say("devstack", "worker.migrate is missing: the schema was NOT migrated")
 
-    for name, cmd in app_commands(settings).items():
-        supervisor.start(name, cmd, env)
+    for name, (cmd, ready_text) in app_commands(settings).items():
+        supervisor.start(name, cmd, env, ready_text)
     shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
-    wait_until(
-        lambda: port_open(shown_host, settings.port),
-        timeout=STARTUP_TIMEOUT_SECONDS,
-        what=f"API on {settings.host}:{settings.port}",
-        alive=lambda: supervisor.exited() is None,
-    )
     base = f"http://{shown_host}:{settings.port}"
-    say("devstack", f"API ready at {base}/  (interactive docs: {base}/docs)")
-    say("devstack", "press Ctrl-C to stop")
+    wait_until(
+        lambda: supervisor.all_ready() and _healthy(f"{base}/health"),
+        timeout=STARTUP_TIMEOUT_SECONDS,
+        what=f"every worker and beat ready, and GET {base}/health answering 200",
+        alive=supervisor.keep_alive,
+        interval=POLL_SECONDS,
+    )
+    with contextlib.suppress(TimeoutError):
+        wait_until(
+            lambda: supervisor.quiet_for(QUIET_SECONDS),
+            timeout=QUIET_WAIT_SECONDS,
+            what="a quiet moment",
+            alive=supervisor.keep_alive,
+        )
+    for line in ready_summary(settings, base, not settings.osu_credentials_configured):
+        say("devstack", line)
 
-    while (dead := supervisor.exited()) is None:
-        time.sleep(0.5)
-    say("devstack", f"{dead.name} exited unexpectedly (exit code {dead.proc.returncode})")
-    return 1
+    while True:
+        supervisor.check()
+        time.sleep(POLL_SECONDS)
 
 
 def main() -> int:
-    """Run the stack until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1)."""
+    """Run the stack until Ctrl-C/SIGTERM (exit 0) or until a child keeps dying (exit 1)."""
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -190,6 +282,9 @@ def main() -> int:
     except _StopRequested as exc:
         say("devstack", f"stopped on {exc}")
         return 0
+    except GaveUp as exc:
+        say("devstack", f"stopped: {exc}")
+        return 1
     except (ServiceError, TimeoutError) as exc:
         say("devstack", f"could not start: {exc}")
         return 1

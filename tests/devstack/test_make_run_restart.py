@@ -81,7 +81,7 @@ class MakeRun:
             self.logs / f"make-run-{self.runs}.log",
         )
         self.process.start(
-            lambda proc: "API ready at" in proc.output(), timeout=START_TIMEOUT_SECONDS
+            lambda proc: "osutrack-api is ready" in proc.output(), timeout=START_TIMEOUT_SECONDS
         )
 
     def stop(self) -> int | None:
