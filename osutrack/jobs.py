@@ -40,6 +40,7 @@ TERMINAL_STATUSES = frozenset({FINISHED, FAILED})
 # locked out of updates by a crashed worker.
 INFLIGHT_TTL_SECONDS = 600
 DONE_SIGNAL_TTL_SECONDS = 300
+DONE_CHANNEL = "osutrack:jobs:done"
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -238,6 +239,7 @@ def _complete(
     pipe.expire(key, job_ttl_seconds)
     pipe.delete(done_key(job_id))
     pipe.lpush(done_key(job_id), "1")
+    pipe.publish(DONE_CHANNEL, job_id)
     pipe.expire(done_key(job_id), DONE_SIGNAL_TTL_SECONDS)
     # Released in the same round trip, after the state is final: a request that comes in
     # once the marker is gone finds this job terminal and starts a new one.
