@@ -14,7 +14,7 @@ import orjson
 from pydantic import ValidationError
 from spectree import SpecTree
 from spectree.page import PAGE_TEMPLATES
-from spectree.plugins.falcon_plugin import FalconPlugin
+from spectree.plugins.falcon_plugin import FalconAsgiPlugin
 
 from api_shim.models import PARAM_ERROR_TYPE, ErrorBody, QueryModel
 from api_shim.respond import send_error
@@ -59,7 +59,7 @@ class _OpenApiResource:
     def __init__(self, document: dict[str, Any]) -> None:
         self._body = orjson.dumps(document)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._body
 
@@ -68,12 +68,12 @@ class _DocsPageResource:
     def __init__(self) -> None:
         self._page = PAGE_TEMPLATES["redoc"].format(spec_url=OPENAPI_PATH).encode()
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
         resp.data = self._page
 
 
-class _RootPathsPlugin(FalconPlugin):
+class _RootPathsPlugin(FalconAsgiPlugin):
     """Serve the document and page at /openapi.json and /docs instead of /apidoc/...
 
     Requests whose only model is a `QueryModel` skip spectree's validation: the query is
@@ -88,7 +88,7 @@ class _RootPathsPlugin(FalconPlugin):
         app.add_route(OPENAPI_PATH, _OpenApiResource(self.spectree.spec))
         app.add_route(DOCS_PATH, _DocsPageResource())
 
-    def validate(
+    async def validate(
         self,
         func: Callable[..., Any],
         query: Any,
@@ -114,7 +114,7 @@ class _RootPathsPlugin(FalconPlugin):
             and cookies is None
         )
         if not by_hand:
-            return super().validate(
+            return await super().validate(
                 func,
                 query,
                 json,
@@ -133,7 +133,7 @@ class _RootPathsPlugin(FalconPlugin):
         # Falcon responders are called as (resource, req, resp).
         req = args[1]
         req.context.query = query.from_params(req.params)
-        return func(*args, **kwargs)
+        return await func(*args, **kwargs)
 
 
 spec = SpecTree(

@@ -52,23 +52,25 @@ def beat_command(*, loglevel: str = "INFO") -> list[str]:
     ]  # fmt: skip
 
 
-def api_command(host: str, port: int, threads: int = 4) -> list[str]:
-    """The Falcon shim under granian: 2 processes of `threads` threads each.
+def api_command(host: str, port: int) -> list[str]:
+    """The Falcon shim under granian (ASGI): 2 processes, one event loop each.
 
-    Fewer threads serve reads faster (bench/README.md, server choice), but each POST
-    /update that waits for its job holds a thread: `threads` bounds the waiting updates
-    per process before reads queue behind them (API_THREADS). HTTP/1.1 only and no
-    WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
-    does not have to sniff for them serves plain requests a little faster (bench/README.md,
-    read endpoints).
+    A request waiting for its update job holds no thread: it is a future on the event
+    loop, woken by the process's one subscription to the jobs' done channel
+    (`api_shim.jobwait`). Calls that would block the loop run on each process's pool of
+    API_THREADS threads (`api_shim.blocking`), which the app sizes from its settings, so
+    granian's own blocking threads stay at 1 (all it allows for ASGI). HTTP/1.1 only and
+    no WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
+    does not have to sniff for them serves plain requests a little faster
+    (bench/README.md, read endpoints).
     """
     return [
         sys.executable, "-m", "granian",
-        "--interface", "wsgi",
+        "--interface", "asgi",
         "--host", host, "--port", str(port),
-        "--workers", "2", "--blocking-threads", str(threads),
+        "--workers", "2",
         "--http", "1", "--no-ws",
-        "api_shim.wsgi:app",
+        "api_shim.asgi:app",
     ]  # fmt: skip
 
 

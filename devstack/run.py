@@ -105,7 +105,7 @@ def app_commands(settings: Settings) -> dict[str, list[str]]:
             loglevel=settings.log_level,
         ),
         "beat": beat_command(loglevel=settings.log_level),
-        "api": api_command(settings.host, settings.port, settings.api_threads),
+        "api": api_command(settings.host, settings.port),
     }
 
 
