@@ -22,6 +22,7 @@ def create_app(settings: Settings, *, reads_on_loop: bool = True) -> falcon.asgi
     """Build the app; Postgres, Redis and the broker are connected lazily on first use.
 
     Nothing is opened here, so the app can be created before Granian forks its workers.
+    `reads_on_loop=False` moves the short reads to the thread pool (`Services.read`).
     Raises `SettingsError` when TRUSTED_PROXIES holds something that is not an address.
     """
     services = Services.from_settings(settings, reads_on_loop=reads_on_loop)

@@ -39,7 +39,8 @@ class Services:
         )
 
     async def read(self, func: Callable[..., T], *args: Any) -> T:
-        """`func(*args)`, a per-user Postgres read of /stats_history, /hiscores or /peak.
+        """`func(*args)`: a short Postgres read (/stats_history, /hiscores, /peak, and
+        the stamp lookup of a /bestplays body the process already holds).
 
         Run on the event loop itself: one indexed statement of well under a millisecond,
         for which a hop to the thread pool costs more than it saves (bench/README.md,

@@ -8,9 +8,10 @@ Starts on 127.0.0.1 a private Postgres (seeded with `bench.seed`), Redis and the
 side by side. Every request of the corpus (each endpoint with valid, invalid and hostile
 query strings, raw non-ASCII bytes, every method, CORS preflights, trailing slashes) is
 sent over its own connection to one server, then to the other, and the two raw answers
-compared: status line, headers in order (only `date` left out) and body. Job ids and
-times in bodies differ between runs of the same request only through the queue, so the
-update requests use `wait=0` on users no worker serves, which the second server joins.
+compared: status line, headers in order (only `date` left out) and body. No worker runs,
+so an update's job stays queued and the second server's request joins the one the first
+created: the same job id and times in both answers (UPDATE_WAIT_SECONDS=1 keeps the
+updates without `wait` short).
 
 Prints every difference and a count; exits 1 if any.
 """
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_backing()
         assert stack.postgres is not None
         bench_seed.seed(stack.postgres.url, args.users, 1)
-        env = stack.env()
+        # No worker runs: an update without `wait` would wait the whole default.
+        env = stack.env(UPDATE_WAIT_SECONDS="1")
         servers = [before_server(args.before_ref, out), after_servers(0, pooled=False)[0]]
         ports = [free_port(), free_port()]
         urls = [
