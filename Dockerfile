@@ -17,4 +17,5 @@ USER osutrack
 
 EXPOSE 8000
 CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "8000", \
-     "--workers", "2", "--http", "1", "--no-ws", "api_shim.asgi:app"]
+     "--workers", "2", "--backpressure", "4096", "--http", "1", "--no-ws", \
+     "api_shim.asgi:app"]

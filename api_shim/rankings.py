@@ -275,7 +275,10 @@ class BestPlaysResource:
         """
         query: BestPlaysQuery = req.context.query
         best_plays, services = self._best_plays, self._services
-        body = await services.read(best_plays.known_body, query.mode, query.window, query.limit)
+        body = None
+        if query.limit <= LIGHT_LIMIT:
+            # Larger bodies take milliseconds to join even from memory: not on the loop.
+            body = await services.read(best_plays.known_body, query.mode, query.window, query.limit)
         if body is None:
             # Loading a rebuilt table, merging month lists or waiting for the heavy slot
             # would stall every request of this process's event loop.

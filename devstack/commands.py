@@ -52,6 +52,11 @@ def beat_command(*, loglevel: str = "INFO") -> list[str]:
     ]  # fmt: skip
 
 
+# Requests in progress per API process, waiting updates included (bench/README.md,
+# "Waiting holds no thread").
+BACKPRESSURE = 4096
+
+
 def api_command(host: str, port: int) -> list[str]:
     """The Falcon shim under granian (ASGI): 2 processes, one event loop each.
 
@@ -59,8 +64,11 @@ def api_command(host: str, port: int) -> list[str]:
     loop, woken by the process's one subscription to the jobs' done channel
     (`api_shim.jobwait`). Calls that would block the loop run on each process's pool of
     API_THREADS threads (`api_shim.blocking`), which the app sizes from its settings, so
-    granian's own blocking threads stay at 1 (all it allows for ASGI). HTTP/1.1 only and
-    no WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
+    granian's own blocking threads stay at 1 (all it allows for ASGI). A waiting update
+    still counts against granian's backpressure (requests in progress per process, by
+    default backlog / workers = 512), so it is raised to BACKPRESSURE: a burst of waiting
+    updates must not leave a process unable to start a read. HTTP/1.1 only and no
+    WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
     does not have to sniff for them serves plain requests a little faster
     (bench/README.md, read endpoints).
     """
@@ -68,7 +76,7 @@ def api_command(host: str, port: int) -> list[str]:
         sys.executable, "-m", "granian",
         "--interface", "asgi",
         "--host", host, "--port", str(port),
-        "--workers", "2",
+        "--workers", "2", "--backpressure", str(BACKPRESSURE),
         "--http", "1", "--no-ws",
         "api_shim.asgi:app",
     ]  # fmt: skip
