@@ -16,6 +16,6 @@ RUN pip install . \
 USER osutrack
 
 EXPOSE 8000
-CMD ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "8000", \
-     "--workers", "2", "--blocking-threads", "4", "--http", "1", "--no-ws",
-     "api_shim.wsgi:app"]
+CMD ["granian", "--interface", "asgi", "--host", "0.0.0.0", "--port", "8000", \
+     "--workers", "2", "--backpressure", "4096", "--http", "1", "--no-ws", \
+     "api_shim.asgi:app"]

@@ -1,8 +1,8 @@
-"""The Falcon WSGI application of the osu!track API shim."""
+"""The Falcon ASGI application of the osu!track API shim."""
 
 from __future__ import annotations
 
-import falcon
+import falcon.asgi
 
 from api_shim import errors
 from api_shim.client_ip import parse_trusted_proxies
@@ -10,7 +10,7 @@ from api_shim.docs import spec
 from api_shim.health import HealthResource, PingResource
 from api_shim.history import HiscoresResource, StatsHistoryResource
 from api_shim.metrics import MetricsResource
-from api_shim.middleware import QueryStringGuard, ReadOnlyCors
+from api_shim.middleware import QueryStringGuard, ReadOnlyCors, Request
 from api_shim.rankings import BestPlaysResource, PeakResource
 from api_shim.ratelimit import InboundLimiter, InboundRateLimit
 from api_shim.services import Services
@@ -18,15 +18,16 @@ from api_shim.updates import JobResource, UpdateResource
 from osutrack.settings import Settings
 
 
-def create_app(settings: Settings) -> falcon.App:
+def create_app(settings: Settings, *, reads_on_loop: bool = True) -> falcon.asgi.App:
     """Build the app; Postgres, Redis and the broker are connected lazily on first use.
 
     Nothing is opened here, so the app can be created before Granian forks its workers.
+    `reads_on_loop=False` moves the short reads to the thread pool (`Services.read`).
     Raises `SettingsError` when TRUSTED_PROXIES holds something that is not an address.
     """
-    services = Services.from_settings(settings)
+    services = Services.from_settings(settings, reads_on_loop=reads_on_loop)
     trusted_proxies = parse_trusted_proxies(settings.trusted_proxies)
-    app = falcon.App()
+    app = falcon.asgi.App(request_type=Request)
     # First: every read is counted, even one a guard refuses.
     rate_limit = InboundRateLimit(InboundLimiter.from_settings(settings), trusted_proxies)
     app.add_middleware(rate_limit)

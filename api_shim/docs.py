@@ -15,7 +15,7 @@ import falcon
 import orjson
 from pydantic import ValidationError
 from spectree import SpecTree
-from spectree.plugins.falcon_plugin import FalconPlugin
+from spectree.plugins.falcon_plugin import FalconAsgiPlugin
 
 from api_shim.docs_assets import add_docs_routes
 from api_shim.models import PARAM_ERROR_TYPE, ErrorBody, QueryModel
@@ -60,12 +60,12 @@ class _OpenApiResource:
     def __init__(self, document: dict[str, Any]) -> None:
         self._body = orjson.dumps(document)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._body
 
 
-class _RootPathsPlugin(FalconPlugin):
+class _RootPathsPlugin(FalconAsgiPlugin):
     """Serve the document and page at /openapi.json and /docs instead of /apidoc/...
 
     Requests whose only model is a `QueryModel` skip spectree's validation: the query is
@@ -80,7 +80,7 @@ class _RootPathsPlugin(FalconPlugin):
         app.add_route(OPENAPI_PATH, _OpenApiResource(self.spectree.spec))
         add_docs_routes(app, OPENAPI_PATH)
 
-    def validate(
+    async def validate(
         self,
         func: Callable[..., Any],
         query: Any,
@@ -106,7 +106,7 @@ class _RootPathsPlugin(FalconPlugin):
             and cookies is None
         )
         if not by_hand:
-            return super().validate(
+            return await super().validate(
                 func,
                 query,
                 json,
@@ -125,7 +125,7 @@ class _RootPathsPlugin(FalconPlugin):
         # Falcon responders are called as (resource, req, resp).
         req = args[1]
         req.context.query = query.from_params(req.params)
-        return func(*args, **kwargs)
+        return await func(*args, **kwargs)
 
 
 spec = SpecTree(

@@ -81,7 +81,7 @@ class DocsPageResource:
     def __init__(self, spec_url: str) -> None:
         self._page = docs_page(spec_url)
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
         resp.data = self._page
 
@@ -89,7 +89,7 @@ class DocsPageResource:
 class DocsAssetResource:
     """`GET /docs/assets/{name}`: one of `ASSET_TYPES`, else 404."""
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         content = asset(name)
         if content is None:
             raise falcon.HTTPNotFound()

@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import falcon
+import falcon.asgi
 import psycopg2
 import redis
 from sqlalchemy import exc as sa_exc
@@ -47,15 +48,19 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def _api_error(req: falcon.Request, resp: falcon.Response, ex: ApiError, _params: Any) -> None:
+async def _api_error(
+    req: falcon.Request, resp: falcon.Response, ex: ApiError, _params: Any
+) -> None:
     send_error(resp, ex.status, ex.message, retry_after=ex.retry_after, **ex.extra)
 
 
-def _param_error(req: falcon.Request, resp: falcon.Response, ex: ParamError, _params: Any) -> None:
+async def _param_error(
+    req: falcon.Request, resp: falcon.Response, ex: ParamError, _params: Any
+) -> None:
     send_error(resp, 400, str(ex))
 
 
-def _http_error(
+async def _http_error(
     req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, _params: Any
 ) -> None:
     if ex.headers:
@@ -63,13 +68,13 @@ def _http_error(
     send_error(resp, ex.status_code, ex.description or ex.title)
 
 
-def _route_not_found(
+async def _route_not_found(
     req: falcon.Request, resp: falcon.Response, _ex: falcon.HTTPError, _params: Any
 ) -> None:
     send_error(resp, 404, f"Not found: {req.method} {req.path}")
 
 
-def _method_not_allowed(
+async def _method_not_allowed(
     req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPMethodNotAllowed, _params: Any
 ) -> None:
     # OPTIONS is always answered, so it is left out: Allow names the methods to use.
@@ -84,22 +89,26 @@ def _method_not_allowed(
     send_error(resp, 405, f"Method {req.method} is not allowed on {req.path}; use {listed}")
 
 
-def _database_down(req: falcon.Request, resp: falcon.Response, ex: Exception, _params: Any) -> None:
+async def _database_down(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, _params: Any
+) -> None:
     log.warning("Postgres unavailable for %s %s: %s", req.method, req.path, ex)
     send_error(resp, 503, DATABASE_UNAVAILABLE, retry_after=RETRY_AFTER_SECONDS)
 
 
-def _redis_down(req: falcon.Request, resp: falcon.Response, ex: Exception, _params: Any) -> None:
+async def _redis_down(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, _params: Any
+) -> None:
     log.warning("Redis unavailable for %s %s: %s", req.method, req.path, ex)
     send_error(resp, 503, REDIS_UNAVAILABLE, retry_after=RETRY_AFTER_SECONDS)
 
 
-def _bug(req: falcon.Request, resp: falcon.Response, _ex: Exception, _params: Any) -> None:
+async def _bug(req: falcon.Request, resp: falcon.Response, _ex: Exception, _params: Any) -> None:
     log.exception("Unhandled error in %s %s", req.method, req.path)
     send_error(resp, 500, "Internal server error")
 
 
-def install(app: falcon.App) -> None:
+def install(app: falcon.asgi.App) -> None:
     """Register the JSON error handlers; Falcon picks the most specific match."""
     app.add_error_handler(Exception, _bug)
     app.add_error_handler(falcon.HTTPError, _http_error)

@@ -51,7 +51,7 @@ class HealthResource:
         return True, workers, auth_failure
 
     @spec.validate(resp=Response(HTTP_200=Health, HTTP_503=Health), tags=["operations"])
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check the service's health
 
         200 when Postgres answers, Redis answers and at least one worker is alive;
@@ -60,6 +60,10 @@ class HealthResource:
         work, but no update can succeed until the operator fixes OSU_CLIENT_ID and
         OSU_CLIENT_SECRET (or OSU_API_KEY).
         """
+        body = await self._services.blocking.run(self._check)
+        send_json(resp, body, 503 if "error" in body else 200)
+
+    def _check(self) -> dict[str, Any]:
         postgres_up = self._postgres_up()
         redis_up, workers, auth_failure = self._redis_and_workers()
         down = [
@@ -81,10 +85,10 @@ class HealthResource:
         }
         if down:
             body["error"] = "down: " + ", ".join(down)
-        send_json(resp, body, 503 if down else 200)
+        return body
 
-    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.on_get(req, resp)
+    async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        await self.on_get(req, resp)
 
 
 PING_BODY = b'{"status":"alive"}'
@@ -98,7 +102,7 @@ class PingResource:
     """
 
     @spec.validate(resp=Response(HTTP_200=Ping), tags=["operations"])
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Check that the API process answers"""
         resp.content_type = falcon.MEDIA_JSON
         resp.data = PING_BODY

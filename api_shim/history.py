@@ -61,7 +61,7 @@ class StatsHistoryResource:
         ),
         tags=TAGS,
     )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Get all stats updates for a user
 
         Snapshots of the user's stats in the mode, oldest first; `[]` for an unknown
@@ -69,10 +69,13 @@ class StatsHistoryResource:
         """
         query: StatsHistoryQuery = req.context.query
         reader = self._services.database.reader
-        send_json(resp, stats_history(reader, query.user, query.mode, query.window))
+        body = await self._services.read(
+            stats_history, reader, query.user, query.mode, query.window
+        )
+        send_json(resp, body)
 
-    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.on_get(req, resp)
+    async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        await self.on_get(req, resp)
 
 
 class HiscoresResource:
@@ -92,7 +95,7 @@ class HiscoresResource:
         ),
         tags=TAGS,
     )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Get all recorded hiscores for a user
 
         Every top play ever recorded for the user in the mode (also those that left the
@@ -101,13 +104,17 @@ class HiscoresResource:
         """
         query: HiscoresQuery = req.context.query
         reader = self._services.database.reader
-        if isinstance(query.user, str):
-            user_id = user_id_by_name(reader, query.user)
-            if user_id is None:
-                raise ApiError(404, "User not found")
-        else:
-            user_id = query.user
-        send_json(resp, user_hiscores(reader, user_id, query.mode, query.window))
+        send_json(resp, await self._services.read(_hiscores, reader, query))
 
-    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.on_get(req, resp)
+    async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        await self.on_get(req, resp)
+
+
+def _hiscores(reader: Reader, query: HiscoresQuery) -> list[dict[str, Any]]:
+    if isinstance(query.user, str):
+        user_id = user_id_by_name(reader, query.user)
+        if user_id is None:
+            raise ApiError(404, "User not found")
+    else:
+        user_id = query.user
+    return user_hiscores(reader, user_id, query.mode, query.window)

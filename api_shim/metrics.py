@@ -89,14 +89,17 @@ class MetricsResource:
         ),
         tags=["operations"],
     )
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Get Prometheus metrics
 
         A 503 names Redis or Postgres when either cannot be read, rather than a partial
         exposition that would look like a drop to zero.
         """
-        gauges = self._redis_gauges()
-        gauges |= self._schedule_gauges()
-        body = fleet_metrics.render(self._services.broker.redis, gauges)
+        body = await self._services.blocking.run(self._exposition)
         resp.content_type = PROMETHEUS_CONTENT_TYPE
         resp.text = body
+
+    def _exposition(self) -> str:
+        gauges = self._redis_gauges()
+        gauges |= self._schedule_gauges()
+        return fleet_metrics.render(self._services.broker.redis, gauges)

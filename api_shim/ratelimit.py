@@ -307,7 +307,7 @@ class InboundRateLimit:
             lambda peer, forwarded_for: client_ip(peer, forwarded_for, trusted)
         )
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         kind = limit_class(req.path)
         if kind == READ:
             self._take(req, READ)
@@ -330,7 +330,7 @@ class InboundRateLimit:
                 retry_after=verdict.reset_seconds,
             )
 
-    def process_response(
+    async def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: object, req_succeeded: bool
     ) -> None:
         verdict: Verdict | None = getattr(req.context, "rate_limit", None)

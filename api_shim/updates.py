@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import falcon
+import falcon.asgi
 import redis
 from spectree import Response
 
@@ -93,7 +93,7 @@ class UpdateResource:
         ),
         tags=TAGS,
     )
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Update a user
 
         Fetches the user's current stats and top plays, stores them, and answers the
@@ -124,13 +124,9 @@ class UpdateResource:
             resp.set_header("Preference-Applied", choice.applied)
         broker = self._services.broker
         client = broker.redis
-        _refuse_when_backlogged(client, query.user, query.mode, settings.max_queue_depth)
-        job_id, created = jobs.create_or_join_job(
-            client, query.user, query.mode, settings.job_ttl_seconds
-        )
-        if created:
-            self._enqueue(client, job_id, query.user, query.mode)
-        state = jobs.wait_for_job(client, job_id, choice.seconds)
+        blocking = self._services.blocking
+        job_id = await blocking.run(self._create_or_join, client, query.user, query.mode)
+        state = await self._services.job_waits.wait_for_job(client, job_id, choice.seconds)
         if state is None:
             # The job's state expired or was dropped (e.g. Redis restarted) meanwhile.
             raise ApiError(503, "update job was lost; try again", retry_after=RETRY_AFTER_SECONDS)
@@ -139,10 +135,19 @@ class UpdateResource:
         elif state.status == jobs.FAILED:
             _send_failure(resp, state)
         else:
-            place = place_of(client, state, broker.budget_windows)
+            place = await blocking.run(place_of, client, state, broker.budget_windows)
             resp.set_header("Location", f"/jobs/{job_id}")
             resp.set_header("Retry-After", str(queue.retry_after_seconds(place)))
             send_json(resp, job_body(state, place), 202)
+
+    def _create_or_join(self, client: redis.Redis, user_id: int, mode: int) -> str:
+        """The id of the job in flight for this user and mode, enqueued if it is new."""
+        settings = self._services.settings
+        _refuse_when_backlogged(client, user_id, mode, settings.max_queue_depth)
+        job_id, created = jobs.create_or_join_job(client, user_id, mode, settings.job_ttl_seconds)
+        if created:
+            self._enqueue(client, job_id, user_id, mode)
+        return job_id
 
     def _enqueue(self, client: redis.Redis, job_id: str, user_id: int, mode: int) -> None:
         broker = self._services.broker
@@ -182,7 +187,7 @@ def _refuse_when_backlogged(client: redis.Redis, user_id: int, mode: int, max_de
     )
 
 
-def _send_failure(resp: falcon.Response, state: jobs.JobState) -> None:
+def _send_failure(resp: falcon.asgi.Response, state: jobs.JobState) -> None:
     status = state.http_status or 502
     if status not in _FAILED_STATUSES:
         status = 502
@@ -211,7 +216,9 @@ class JobResource:
         tags=TAGS,
         path_parameter_descriptions={"job_id": "The id from a 202 answer of POST /update"},
     )
-    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, job_id: str
+    ) -> None:
         """Get an update job
 
         Jobs are kept for JOB_TTL_SECONDS after they finish. While the job is queued,
@@ -222,11 +229,19 @@ class JobResource:
         if not _JOB_ID.fullmatch(job_id):
             raise ApiError(404, "Job not found")
         broker = self._services.broker
-        client = broker.redis
-        state = jobs.read_job(client, job_id)
-        if state is None:
+        body = await self._services.blocking.run(
+            _job_resource, broker.redis, job_id, broker.budget_windows
+        )
+        if body is None:
             raise ApiError(404, "Job not found")
-        send_json(resp, job_body(state, place_of(client, state, broker.budget_windows)))
+        send_json(resp, body)
 
-    def on_head(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
-        self.on_get(req, resp, job_id)
+    async def on_head(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, job_id: str
+    ) -> None:
+        await self.on_get(req, resp, job_id)
+
+
+def _job_resource(client: redis.Redis, job_id: str, windows: list[Window]) -> dict[str, Any] | None:
+    state = jobs.read_job(client, job_id)
+    return None if state is None else job_body(state, place_of(client, state, windows))

@@ -3,7 +3,7 @@
 Run: `.venv/bin/python -m bench.read_load --database-url URL --redis-url URL --users N
 [--runs 3] [--duration 8] [--soak 300]`
 
-Serves `api_shim.wsgi:app` as devstack does (granian, 2 workers x 4 blocking threads) with
+Serves `api_shim.asgi:app` as devstack does (granian, 2 workers, API_THREADS 4) with
 `RATE_LIMIT_READ=off` and `RATE_LIMIT_UPDATE=off`, and per run measures each case below with
 `wrk -t2 -cC -dDs --latency` after a 2 s warm-up; a random user (1..N) or a random window
 per request. Then the isolation case (a /peak client while 10 connections ask for the
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "--api-threads",
         type=int,
         default=4,
-        help="granian blocking threads per API process (API_THREADS; devstack's default 4)",
+        help="threads of each API process's pool (API_THREADS; devstack's default 4)",
     )
     parser.add_argument("--explain", action="store_true", help="write plans.md")
     parser.add_argument(

@@ -1,7 +1,7 @@
 """Shared pieces of the scale benchmarks: a private stack, wrk runs and process memory.
 
 `private_postgres` starts (or reuses) a cluster in a directory with settings for data that
-fits in memory; `running_api` serves `api_shim.wsgi:app` exactly as devstack does
+fits in memory; `running_api` serves `api_shim.asgi:app` exactly as devstack does
 (`devstack.commands.api_command`); `run_wrk` runs one wrk measurement with a Lua script
 that picks a random request each time. Every process is stopped on the way out.
 """
@@ -9,10 +9,12 @@ that picks a random request each time. Every process is stopped on the way out.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
 import re
 import subprocess
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -100,16 +102,44 @@ def _answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def running_api(env: Mapping[str, str], log_path: Path, threads: int = 4) -> Iterator[RunningApi]:
-    """granian as devstack runs it, with `env` on top of this process's environment."""
+    """granian as devstack runs it, with `env` on top of this process's environment and
+    `threads` threads per process (API_THREADS)."""
     port = free_port()
     with log_path.open("ab") as log:
-        proc = spawn(api_command(HOST, port, threads), env=child_env(dict(env)), stdout=log)
+        proc_env = child_env({**env, "API_THREADS": str(threads)})
+        proc = spawn(api_command(HOST, port), env=proc_env, stdout=log)
         try:
             base = f"http://{HOST}:{port}"
             wait_until(lambda: _answers(f"{base}/ping"), timeout=30, what="the API")
             yield RunningApi(base, proc.pid)
         finally:
             stop_process(proc)
+
+
+# The last commit whose shim was a WSGI app (`api_shim.wsgi:app`), for benchmarks that
+# measure it beside the current one.
+LAST_WSGI_COMMIT = "67db972"
+
+
+def export_tree(ref: str, parent: Path) -> tuple[str, Path]:
+    """The files of commit `ref` (`git archive`) in a new folder under `parent`; returns
+    the short commit id and the folder. Run from there with PYTHONPATH set to it, its
+    modules are imported instead of this tree's."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", ref],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = parent / f"tree-{commit}"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=REPO_ROOT, capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return commit, tree
 
 
 def process_tree(pid: int) -> list[int]:

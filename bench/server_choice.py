@@ -1,15 +1,21 @@
 """Choose the WSGI server for the API shim by measurement.
 
-Run: `.venv/bin/python -m bench.server_choice [--duration 8] [--connections 10] [--runs 3]`
+Run: `.venv/bin/python -m bench.server_choice [--duration 8] [--connections 10] [--runs 3]
+[--wsgi-ref REF]`
 
 It starts a private Postgres and Redis (the dev stack's own helpers), migrates and seeds
-the database, then serves `api_shim.wsgi:app` under each server configuration in turn and
+the database, then serves the shim under each server configuration in turn and
 loads it with `wrk` on 127.0.0.1. Every run visits every configuration once, so slow drift
 of the machine (caches, thermal, a noisy neighbour) is spread over all of them instead of
 landing on whichever configuration happened to run last. The report gives, per
 configuration and endpoint, the median requests/second and the median p99 latency over the
 runs, and each endpoint's rate as a fraction of the same server's `/ping` (the ceiling of
 server plus framework with no database work).
+
+The shim is an ASGI app now (bench/README.md, "Waiting holds no thread"): the devstack
+configuration serves this tree's `api_shim.asgi:app`; the WSGI configurations serve
+`api_shim.wsgi:app` of `--wsgi-ref` (by default the last commit that had it), exported to a
+temporary folder.
 
 Output: a markdown table on stdout, and the table, every raw wrk output and the server logs
 in `bench/results/<UTC timestamp>/` (git-ignored). Every process started here is stopped on
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import random
@@ -43,6 +50,7 @@ import psycopg2
 from sqlalchemy import Table, create_engine
 from sqlalchemy.orm import Session
 
+from bench.scale_support import LAST_WSGI_COMMIT, export_tree
 from devstack.commands import api_command, migrate_command
 from devstack.env import child_env
 from devstack.procs import free_port, spawn, stop_process, tail, wait_until
@@ -79,6 +87,8 @@ class ServerConfig:
 
     name: str
     command: Callable[[int], list[str]]
+    # Served from the exported tree of `--wsgi-ref`.
+    wsgi: bool = True
 
 
 def _granian(blocking_threads: int) -> Callable[[int], list[str]]:
@@ -108,7 +118,7 @@ def _gunicorn(*options: str) -> Callable[[int], list[str]]:
 
 CONFIGS: tuple[ServerConfig, ...] = (
     # Exactly what `make run` uses, so the dev stack's choice is measured, not a copy of it.
-    ServerConfig("granian w2 bt8 (devstack)", lambda port: api_command(HOST, port)),
+    ServerConfig("granian ASGI w2 (devstack)", lambda port: api_command(HOST, port), wsgi=False),
     ServerConfig("granian w2 bt4", _granian(4)),
     ServerConfig("granian w2 bt2", _granian(2)),
     ServerConfig(
@@ -402,12 +412,17 @@ def check_answers(port: int) -> None:
 
 
 @contextlib.contextmanager
-def serving(config: ServerConfig, backing: Backing, log_path: Path) -> Iterator[int]:
+def serving(
+    config: ServerConfig, backing: Backing, log_path: Path, wsgi_tree: Path
+) -> Iterator[int]:
     """Run the shim under `config` until the block exits; yield its port."""
     port = free_port()
     log: IO[Any]
+    env, cwd = backing.api_env(), REPO_ROOT
+    if config.wsgi:
+        env, cwd = {**env, "PYTHONPATH": str(wsgi_tree)}, wsgi_tree
     with log_path.open("ab") as log:
-        proc = spawn(config.command(port), env=backing.api_env(), cwd=REPO_ROOT, stdout=log)
+        proc = spawn(config.command(port), env=env, cwd=cwd, stdout=log)
         try:
             wait_until(
                 lambda: _pings(port),
@@ -454,6 +469,8 @@ class Options:
     duration: int
     connections: int
     runs: int
+    wsgi_ref: str
+    wsgi_tree: Path = Path()
 
 
 def measure_config(
@@ -470,7 +487,7 @@ def measure_config(
     connections in its warm-up, as a freshly deployed server would.
     """
     slug = re.sub(r"[^a-z0-9]+", "-", config.name.lower()).strip("-")
-    with serving(config, backing, out_dir / f"server-{slug}.log") as port:
+    with serving(config, backing, out_dir / f"server-{slug}.log", options.wsgi_tree) as port:
         check_answers(port)
         for endpoint in ENDPOINTS:
             # Warm-up: fills connection pools, imports lazily loaded code, primes caches.
@@ -517,10 +534,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run (1-60)")
     parser.add_argument("--connections", type=int, default=10, help="wrk connections (1-200)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions (1-10)")
+    parser.add_argument("--wsgi-ref", default=LAST_WSGI_COMMIT, help="commit of the WSGI shim")
     args = parser.parse_args(argv)
     if not (1 <= args.duration <= 60 and 1 <= args.connections <= 200 and 1 <= args.runs <= 10):
         parser.error("--duration must be 1-60, --connections 1-200, --runs 1-10")
-    return Options(duration=args.duration, connections=args.connections, runs=args.runs)
+    return Options(
+        duration=args.duration, connections=args.connections, runs=args.runs, wsgi_ref=args.wsgi_ref
+    )
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> NoReturn:
@@ -542,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     measurements = Measurements()
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        _, wsgi_tree = export_tree(options.wsgi_ref, workdir)
+        options = dataclasses.replace(options, wsgi_tree=wsgi_tree)
         backing = start_backing(stack, workdir)
         migrate(backing)
         seed(backing)

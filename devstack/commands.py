@@ -54,28 +54,36 @@ def beat_command(*, loglevel: str = "INFO") -> list[str]:
 
 # One access-log line per request: method, path (no query string), status, duration.
 ACCESS_LOG_FORMAT = "%(method)s %(path)s %(status)d %(dt_ms).1f ms"
+# Requests in progress per API process, waiting updates included (bench/README.md,
+# "Waiting holds no thread").
+BACKPRESSURE = 4096
 
 
-def api_command(host: str, port: int, threads: int = 4, *, access_log: bool = False) -> list[str]:
-    """The Falcon shim under granian: 2 processes of `threads` threads each.
+def api_command(host: str, port: int, *, access_log: bool = False) -> list[str]:
+    """The Falcon shim under granian (ASGI): 2 processes, one event loop each.
 
-    Fewer threads serve reads faster (bench/README.md, server choice), but each POST
-    /update that waits for its job holds a thread: `threads` bounds the waiting updates
-    per process before reads queue behind them (API_THREADS). HTTP/1.1 only and no
+    A request waiting for its update job holds no thread: it is a future on the event
+    loop, woken by the process's one subscription to the jobs' done channel
+    (`api_shim.jobwait`). Calls that would block the loop run on each process's pool of
+    API_THREADS threads (`api_shim.blocking`), which the app sizes from its settings, so
+    granian's own blocking threads stay at 1 (all it allows for ASGI). A waiting update
+    still counts against granian's backpressure (requests in progress per process, by
+    default backlog / workers = 512), so it is raised to BACKPRESSURE: a burst of waiting
+    updates must not leave a process unable to start a read. HTTP/1.1 only and no
     WebSocket handling: the API speaks neither HTTP/2 nor WebSockets, and a worker that
-    does not have to sniff for them serves plain requests a little faster (bench/README.md,
-    read endpoints). The access log is for `make run`; the tests and benchmarks leave it
-    off.
+    does not have to sniff for them serves plain requests a little faster
+    (bench/README.md, read endpoints). The access log is for `make run`; the tests and
+    benchmarks leave it off.
     """
     logging = ["--access-log", "--access-log-fmt", ACCESS_LOG_FORMAT] if access_log else []
     return [
         sys.executable, "-m", "granian",
-        "--interface", "wsgi",
+        "--interface", "asgi",
         "--host", host, "--port", str(port),
-        "--workers", "2", "--blocking-threads", str(threads),
+        "--workers", "2", "--backpressure", str(BACKPRESSURE),
         "--http", "1", "--no-ws",
         *logging,
-        "api_shim.wsgi:app",
+        "api_shim.asgi:app",
     ]  # fmt: skip
 
 

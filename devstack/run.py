@@ -175,9 +175,7 @@ def app_commands(settings: Settings) -> dict[str, tuple[list[str], str | None]]:
         ),
         "beat": (beat_command(loglevel=settings.log_level), BEAT_READY),
         "api": (
-            api_command(
-                settings.host, settings.port, settings.api_threads, access_log=settings.access_log
-            ),
+            api_command(settings.host, settings.port, access_log=settings.access_log),
             None,
         ),
     }

@@ -45,6 +45,7 @@ FAILED = "failed"
 TERMINAL_STATUSES = frozenset({FINISHED, FAILED})
 
 DONE_SIGNAL_TTL_SECONDS = 300
+DONE_CHANNEL = "osutrack:jobs:done"
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -351,6 +352,7 @@ def _complete(
     pipe.hdel(RELEASED_KEY, job_id)
     pipe.delete(done_key(job_id))
     pipe.lpush(done_key(job_id), "1")
+    pipe.publish(DONE_CHANNEL, job_id)
     pipe.expire(done_key(job_id), DONE_SIGNAL_TTL_SECONDS)
     # Released in the same round trip, after the state is final: a request that comes in
     # once the marker is gone finds this job terminal and starts a new one.

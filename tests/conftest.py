@@ -17,7 +17,7 @@ Fixtures:
     simulator         function  SimulatorClient, simulator reset after the test
     service_env       session   service_env(**overrides) -> env dict for child processes
     worker_process    session   a real Celery worker on both queues (v2 upstream)
-    api_url           session   base URL of granian serving api_shim.wsgi:app
+    api_url           session   base URL of granian serving api_shim.asgi:app
 """
 
 from __future__ import annotations

@@ -59,8 +59,7 @@ def test_concurrent_requests_share_one_job_and_one_fetch(
 ) -> None:
     user = new_user_id()
     simulator.session.put(f"{simulator.base_url}/_sim/latency", params={"ms": 500}, timeout=5)
-    # Four clients: at most one per API thread (API_THREADS), so all of them are waiting
-    # at once; a fifth could sit in the server's queue until the job is over.
+    # Four clients waiting on the one job at once.
     with ThreadPoolExecutor(max_workers=4) as pool:
         responses = list(pool.map(lambda _: v2_stack.post_update(user, 0), range(4)))
     assert [r.status_code for r in responses] == [200] * 4

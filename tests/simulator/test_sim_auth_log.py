@@ -68,7 +68,8 @@ def test_request_log_and_stats(client: TestClient, auth: dict[str, str]) -> None
         "v2_user",
     ]
     assert log[-1]["status"] == 404
-    assert all(set(e) == {"t", "method", "path", "status", "endpoint"} for e in log)
+    assert all(set(e) == {"t", "arrived", "method", "path", "status", "endpoint"} for e in log)
+    assert all(e["arrived"] <= e["t"] for e in log)
     assert API_KEY not in str(log)
     assert auth["Authorization"].split()[1] not in str(log)
     stats = client.simulate_get("/_sim/stats").json

@@ -99,9 +99,7 @@ def main(out: Path, binary: str) -> None:
     base = f"http://127.0.0.1:{port}"
     api_log = out / "api.log"
     with api_log.open("ab") as log:
-        api = spawn(
-            api_command("127.0.0.1", port, threads=1), env=child_env(CLOSED_SERVICES), stdout=log
-        )
+        api = spawn(api_command("127.0.0.1", port), env=child_env(CLOSED_SERVICES), stdout=log)
     try:
         wait_until(
             lambda: answers(f"{base}/docs"),

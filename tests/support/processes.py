@@ -162,7 +162,7 @@ def start_beat(env: Mapping[str, str], log_path: Path | None = None) -> ManagedP
 
 
 def start_api(env: Mapping[str, str], port: int, log_path: Path | None = None) -> ManagedProcess:
-    """granian serving `api_shim.wsgi:app` on 127.0.0.1:`port`.
+    """granian serving `api_shim.asgi:app` on 127.0.0.1:`port` (API_THREADS from `env`).
 
     Ready once `GET /openapi.json` answers 200, i.e. a worker process has imported the app.
     """

@@ -1,4 +1,4 @@
-"""The WSGI entry point: `granian --interface wsgi api_shim.wsgi:app`."""
+"""The ASGI entry point: `granian --interface asgi api_shim.asgi:app`."""
 
 from __future__ import annotations
 
