@@ -1,7 +1,8 @@
 """A burst of waiting `POST /update` against the reads, before and after, in one run.
 
 Run: `.venv/bin/python -m bench.update_burst [--updates 1000] [--users 5000]
-[--before-ref REF] [--runs 2] [--duration 8] [--finish-rate 50/second]`
+[--before-ref REF] [--runs 2] [--duration 8] [--finish-rate 50/second]
+[--drain-timeout 300]`
 
 Starts on 127.0.0.1 a private Postgres (fsync off, seeded with `bench.seed`), Redis and the
 osu! API simulator (`bench.budget_support.Stack`), then for each server:
@@ -83,7 +84,7 @@ UPDATE_WAIT_SECONDS = 60
 FIRST_BURST_USER = 5_000_001
 # Connections opened at once by the burst client: below the server's accept backlog.
 CONNECT_CONCURRENCY = 200
-# Longest a burst may take to be sent in full, and the drain to end.
+# Longest a burst may take to be sent in full, and the drain to end (`--drain-timeout`).
 SEND_TIMEOUT_SECONDS = 60.0
 DRAIN_TIMEOUT_SECONDS = 300.0
 PATIENCE_SECONDS = 2.0
@@ -375,13 +376,13 @@ def drain_phase(
                 probe_out, _ = probe.communicate(timeout=args.duration + 60)
                 (out / f"wrk_{tag}_drain.txt").write_text(probe_out)
                 result["peak_meanwhile"] = _figures(parse_wrk(probe_out))
-                burst.wait_done(DRAIN_TIMEOUT_SECONDS)
+                burst.wait_done(args.drain_timeout)
                 result["answers"] = burst.statuses()
                 result["client_errors"] = burst.errors
                 result["last_answer_s"] = round(max((t for t, _ in burst.answers), default=0), 1)
             finally:
                 burst.drop()
-            result.update(_job_outcomes(stack, began_wall, args.updates))
+            result.update(_job_outcomes(stack, began_wall, args.updates, args.drain_timeout))
     finally:
         stack.stop_workers()
     amount, _, per = args.finish_rate.partition("/")
@@ -390,11 +391,11 @@ def drain_phase(
     return result
 
 
-def _job_outcomes(stack: Stack, began_wall: float, expected: int) -> dict[str, Any]:
+def _job_outcomes(stack: Stack, began_wall: float, expected: int, timeout: float) -> dict[str, Any]:
     """Every job's final state in Redis (polled until they all ended, bounded)."""
     client = stack.redis()
     try:
-        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
+        deadline = time.monotonic() + timeout
         states: list[jobs.JobState] = []
         while time.monotonic() < deadline:
             keys = list(client.scan_iter(match=jobs.job_key("*"), count=1000))
@@ -539,6 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--finish-rate", default="50/second", help="upstream budget of the drain phase"
     )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=DRAIN_TIMEOUT_SECONDS,
+        help="longest wait, in s, for the drain's jobs to end (60-3600)",
+    )
     parser.add_argument("--skip-drain", action="store_true")
     parser.add_argument(
         "--no-pooled",
@@ -549,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (1 <= args.updates <= 5000 and 1 <= args.runs <= 5 and 1 <= args.duration <= 60):
         parser.error("--updates 1-5000, --runs 1-5, --duration 1-60")
+    if not 60 <= args.drain_timeout <= 3600:
+        parser.error("--drain-timeout 60-3600")
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS_ROOT / f"update_burst_{stamp}"
