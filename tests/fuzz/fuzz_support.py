@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from api_shim import params
+from osutrack import queue
 
 # Every fuzz test talks HTTP to processes started once per session: hypothesis must not
 # time single examples (a first request may wait for a pool connection) nor complain
@@ -59,7 +60,6 @@ PARAM_MESSAGES = frozenset(
 # The tables a worker writes for an update, and the Redis keys a created job leaves.
 WRITTEN_TABLES = ("stats_snapshots", "hiscores", "tracked_users", "finished_updates")
 JOB_KEY_PATTERNS = ("osutrack:job:*", "osutrack:inflight:*")
-UPDATE_QUEUE = "updates"
 
 # The first user id of the range these tests may create (lower ids belong to others).
 FIRST_FUZZ_USER = 9_000_000
@@ -163,5 +163,6 @@ def census(engine: sa.Engine, client: redis.Redis) -> Census:
     job_keys = sum(
         1 for pattern in JOB_KEY_PATTERNS for _ in client.scan_iter(match=pattern, count=1000)
     )
-    queued = int(client.llen(UPDATE_QUEUE))  # type: ignore[arg-type]
+    # Waiting for the budget, waiting to retry, or released to the workers.
+    queued = queue.depth(client)
     return Census(rows, job_keys, queued)

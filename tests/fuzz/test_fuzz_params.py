@@ -574,6 +574,7 @@ def test_refused_updates_write_nothing(
     @given(query=_refused_update_queries())
     def refused(query: str) -> None:
         response = _post(http, api_url, query)
+        assert response.status_code == 400, repr(query)
         assert_param_refusal(response)
 
     refused()
