@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-from-pyproject
 
 TYPED := osutrack worker api_shim simulator devstack bench celeryconfig.py
 
-.PHONY: venv run worker lint format test lock audit clean
+.PHONY: venv run worker lint format docs test lock audit clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# README's configuration table, from the declarations in osutrack/settings.py.
+docs: $(STAMP)
+	$(BIN)/python -m osutrack.settings --write README.md
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

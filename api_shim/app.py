@@ -5,7 +5,6 @@ from __future__ import annotations
 import falcon.asgi
 
 from api_shim import errors
-from api_shim.client_ip import parse_trusted_proxies
 from api_shim.docs import spec
 from api_shim.health import HealthResource, PingResource
 from api_shim.history import HiscoresResource, StatsHistoryResource
@@ -23,13 +22,11 @@ def create_app(settings: Settings, *, reads_on_loop: bool = True) -> falcon.asgi
 
     Nothing is opened here, so the app can be created before Granian forks its workers.
     `reads_on_loop=False` moves the short reads to the thread pool (`Services.read`).
-    Raises `SettingsError` when TRUSTED_PROXIES holds something that is not an address.
     """
     services = Services.from_settings(settings, reads_on_loop=reads_on_loop)
-    trusted_proxies = parse_trusted_proxies(settings.trusted_proxies)
     app = falcon.asgi.App(request_type=Request)
     # First: every read is counted, even one a guard refuses.
-    rate_limit = InboundRateLimit(InboundLimiter.from_settings(settings), trusted_proxies)
+    rate_limit = InboundRateLimit(InboundLimiter.from_settings(settings), settings.trusted_proxies)
     app.add_middleware(rate_limit)
     app.add_middleware(ReadOnlyCors())
     app.add_middleware(QueryStringGuard())

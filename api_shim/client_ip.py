@@ -10,29 +10,11 @@ that a trusted hop saw itself.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from osutrack.settings import SettingsError
+from osutrack.settings import IPNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_trusted_proxies(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
-    """`TRUSTED_PROXIES` entries (addresses or CIDRs) as networks.
-
-    Raises `SettingsError` naming the variable for an entry that is neither, and for a
-    CIDR with host bits set ("10.0.0.1/8"), which is usually a typo for another network.
-    """
-    networks: list[IPNetwork] = []
-    for entry in entries:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip()))
-        except ValueError as err:
-            raise SettingsError(
-                f"TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR network ({err})"
-            ) from None
-    return tuple(networks)
 
 
 def parse_address(text: str) -> IPAddress | None:

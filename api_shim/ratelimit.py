@@ -35,11 +35,10 @@ from dataclasses import dataclass
 
 import falcon
 import redis
-from limits import parse_many
 
 from api_shim.client_ip import IPNetwork, client_ip
 from api_shim.errors import ApiError
-from osutrack.settings import Settings
+from osutrack.settings import RateLimit, Settings
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +148,9 @@ def limit_class(path: str) -> str | None:
     return None
 
 
-def parse_limit(text: str) -> tuple[Budget, ...]:
-    """A setting like "5/minute" or "60/minute;2/second" as budgets; "off" or "" is none."""
-    if text.strip().lower() in ("", "off"):
-        return ()
-    return tuple(Budget(item.amount, item.get_expiry()) for item in parse_many(text))
+def budgets_of(rate_limit: RateLimit) -> tuple[Budget, ...]:
+    """The budgets of a rate-limit setting; none when it is off."""
+    return tuple(Budget(rate.amount, rate.period_seconds) for rate in rate_limit.rates)
 
 
 @functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)
@@ -237,8 +234,8 @@ class InboundLimiter:
         return cls(
             settings.redis_url,
             {
-                UPDATE: parse_limit(settings.rate_limit_update),
-                READ: parse_limit(settings.rate_limit_read),
+                UPDATE: budgets_of(settings.rate_limit_update),
+                READ: budgets_of(settings.rate_limit_read),
             },
         )
 

@@ -19,13 +19,19 @@ from pathlib import Path
 def child_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of this process's environment with `overrides` applied on top.
 
-    The copy is a plain dict, so callers can add to it without changing this process.
-    PYTHONUNBUFFERED is set so that children's output reaches the prefixed log as it is
-    written instead of when their stdio buffer fills.
+    An empty override removes the variable: the settings read an unset variable as its
+    default, and refuse a URL that is set but empty. The copy is a plain dict, so callers
+    can add to it without changing this process. PYTHONUNBUFFERED is set so that children's
+    output reaches the prefixed log as it is written instead of when their stdio buffer
+    fills.
     """
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    env.update(overrides or {})
+    for name, value in (overrides or {}).items():
+        if value:
+            env[name] = value
+        else:
+            env.pop(name, None)
     return env
 
 

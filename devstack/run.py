@@ -36,7 +36,7 @@ from devstack.env import child_env, write_env_file
 from devstack.procs import port_open, wait_until
 from devstack.services import PostgresServer, RedisServer, ServiceError
 from devstack.supervise import GaveUp, Server, Supervisor, run_to_end, say
-from osutrack.settings import Settings, SettingsError, load_settings, setting_names
+from osutrack.settings import Settings, SettingsError, declarations, load_settings
 from simulator.identity import MAX_USER_ID, fixture_players
 
 STARTUP_TIMEOUT_SECONDS = 60.0
@@ -89,7 +89,7 @@ def simulated_players() -> str:
 def ready_summary(settings: Settings, base: str, simulated: bool) -> list[str]:
     """The last lines of the first screen: where things are and what to try."""
     env_file = settings.stack_env_path
-    if settings.rate_limit_update in ("", "off"):
+    if settings.rate_limit_update.off:
         limit = "POST /update has no per-client limit (RATE_LIMIT_UPDATE=off)"
     else:
         limit = (
@@ -126,9 +126,18 @@ then run psql, celery -A worker ... or python -m worker.admin ..."""
 
 
 def stack_configuration(stack: dict[str, str]) -> dict[str, str]:
-    """`stack` (URLs, PG*, simulator) first, then every other setting of this process."""
+    """`stack` (URLs, PG*, simulator) first, then every other setting of this process.
+
+    A setting this process did not set is written empty (its default), except a URL, which
+    must not be empty when set: it is written as its default.
+    """
     inherited = child_env()
-    rest = {name: inherited.get(name, "") for name in setting_names() if name not in stack}
+    rest = {
+        declaration.variable: inherited.get(declaration.variable)
+        or (declaration.default if declaration.refuse_empty else "")
+        for declaration in declarations().values()
+        if declaration.variable not in stack
+    }
     return {**{name: value for name, value in stack.items() if value}, **rest}
 
 

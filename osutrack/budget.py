@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse_many
+from osutrack.settings import RateLimit
 
 BUDGET_KEY_PREFIX = "osutrack:osu:budget"
 COOLDOWN_KEY = "osutrack:osu:cooldown"
@@ -37,27 +37,23 @@ class Window:
     period_ms: int
 
 
-def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
-    """The windows of a `limits`-notation rate ("60/minute;2/second"), scaled by `share`;
-    none for "off"."""
-    if rate_limit == "off":
-        return []
-    items: list[RateLimitItem] = parse_many(rate_limit)
+def windows_of(rate_limit: RateLimit, name: str, share: float = 1.0) -> list[Window]:
+    """The windows of a rate limit, scaled by `share`; none when it is off."""
     windows = []
-    for item in items:
-        period_ms = item.get_expiry() * 1000
+    for rate in rate_limit.rates:
+        period_ms = rate.period_seconds * 1000
         guard_ms = min(int(period_ms * SEND_GUARD_SHARE), MAX_SEND_GUARD_MS)
         windows.append(
             Window(
-                key=f"{BUDGET_KEY_PREFIX}:{name}:{item.amount}/{item.get_expiry()}s",
-                limit=max(1, int(item.amount * share)),
+                key=f"{BUDGET_KEY_PREFIX}:{name}:{rate.amount}/{rate.period_seconds}s",
+                limit=max(1, int(rate.amount * share)),
                 period_ms=period_ms + guard_ms,
             )
         )
     return windows
 
 
-def fleet_windows(rate_limit: str) -> list[Window]:
+def fleet_windows(rate_limit: RateLimit) -> list[Window]:
     """The windows every upstream request takes a slot from."""
     return windows_of(rate_limit, "all")
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from limits import parse_many
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from osutrack.schema import refresh_schedule
-from osutrack.settings import Settings
+from osutrack.settings import Intervals, Settings
 
 # ((max idle seconds, check every N seconds), ...), the last with an infinite idle limit;
-# see `osutrack.settings.parse_refresh_intervals`.
-Intervals = tuple[tuple[float, int], ...]
-DEFAULT_INTERVALS: Intervals = Settings().refresh_intervals
+# see `osutrack.settings.parse_refresh_intervals`. The class attribute is the declared
+# default: no settings are built here.
+DEFAULT_INTERVALS: Intervals = Settings.refresh_intervals
 # How long a user-mode handed to a refresh task stays reserved, so the next planning
 # round does not queue it again while it waits for the budget.
 PLANNED_LEASE = timedelta(minutes=15)
@@ -117,11 +116,10 @@ def refresh_round_size(settings: Settings) -> int:
     (the rest of the budget stays unused, never overspent: the limiter enforces the cap).
     With v1 each check costs at least one request.
     """
-    if settings.effective_rate_limit == "off":
+    rate_limit = settings.effective_rate_limit
+    if rate_limit.off:
         return UNLIMITED_ROUND_SIZE
-    per_second = min(
-        item.amount / item.get_expiry() for item in parse_many(settings.effective_rate_limit)
-    )
+    per_second = min(rate.amount / rate.period_seconds for rate in rate_limit.rates)
     requests = per_second * settings.refresh_budget_share * settings.refresh_schedule_seconds
     per_request = 10 if settings.effective_api_version == "v2" else 1
     return max(1, int(requests * per_request))

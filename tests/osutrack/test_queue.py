@@ -16,7 +16,7 @@ import redis
 from api_shim.broker import Broker
 from osutrack import jobs, queue
 from osutrack.budget import COOLDOWN_KEY, WAITERS_KEY, fleet_windows
-from osutrack.settings import load_settings
+from osutrack.settings import RateLimit, load_settings
 
 CLOSED_DATABASE_URL = "postgresql+psycopg2://x@127.0.0.1:9/x"
 
@@ -106,7 +106,7 @@ def test_a_release_reserves_each_job_its_requests_until_it_starts(
     assert broker.queue.release() == 0
     assert _released(redis_client) == accepted[:2]
     # Started jobs no longer hold a reservation; their requests now fill the window.
-    window = fleet_windows("4/second")[0]
+    window = fleet_windows(RateLimit.parse("4/second"))[0]
     now_ms = _redis_ms(redis_client)
     for job_id in accepted[:2]:
         assert not _start(redis_client, job_id).stale

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
+from osutrack.settings import RateLimit
 from worker.upstream.errors import UpstreamRateLimited
 from worker.upstream.limiter import (
     INTERACTIVE,
@@ -23,7 +24,9 @@ Build = Callable[..., UpstreamLimiter]
 @pytest.fixture
 def build(redis_client: redis.Redis) -> Build:
     def make(rate: str = "10/second", share: float = 0.5, wait: float = 10.0) -> UpstreamLimiter:
-        return UpstreamLimiter(redis_client, rate, refresh_share=share, max_wait_seconds=wait)
+        return UpstreamLimiter(
+            redis_client, RateLimit.parse(rate), refresh_share=share, max_wait_seconds=wait
+        )
 
     return make
 
@@ -111,7 +114,9 @@ def test_a_long_pause_fails_fast_with_its_retry_after(build: Build) -> None:
 
 def test_fails_closed_without_redis() -> None:
     unreachable = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5)
-    limiter = UpstreamLimiter(unreachable, "10/second", refresh_share=0.5, max_wait_seconds=1)
+    limiter = UpstreamLimiter(
+        unreachable, RateLimit.parse("10/second"), refresh_share=0.5, max_wait_seconds=1
+    )
     with pytest.raises(redis.ConnectionError):
         limiter.acquire()
 

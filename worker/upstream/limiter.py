@@ -33,6 +33,7 @@ from osutrack.budget import (
     Window,
     windows_of,
 )
+from osutrack.settings import RateLimit
 from worker.upstream.errors import BudgetExhausted
 
 INTERACTIVE = "interactive"
@@ -131,16 +132,14 @@ class UpstreamLimiter:
     def __init__(
         self,
         redis_client: redis.Redis,
-        rate_limit: str,
+        rate_limit: RateLimit,
         *,
         refresh_share: float,
         max_wait_seconds: float,
     ) -> None:
         self._redis = redis_client
-        self._budget = [] if rate_limit == "off" else windows_of(rate_limit, "all")
-        self._refresh = (
-            [] if rate_limit == "off" else windows_of(rate_limit, REFRESH, refresh_share)
-        )
+        self._budget = windows_of(rate_limit, "all")
+        self._refresh = windows_of(rate_limit, REFRESH, refresh_share)
         self._refresh_allowed = refresh_share > 0
         self._max_wait = max_wait_seconds
         self._take = redis_client.register_script(_TAKE_SLOT)
