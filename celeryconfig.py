@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from osutrack.jobs import MAINTENANCE_QUEUE, REFRESH_QUEUE, UPDATE_TASK_NAME
 from osutrack.queue import UPDATE_QUEUE
-from osutrack.settings import load_settings
+from osutrack.settings import load_settings_or_exit
 
-_settings = load_settings()
+# Read when Celery first looks at its configuration, as the worker or beat starts.
+_settings = load_settings_or_exit("celery")
 
 broker_url = _settings.redis_url
 broker_connection_retry_on_startup = True

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 from api_shim.app import create_app
-from osutrack.settings import load_settings, require_configuration
+from osutrack.settings import settings_for
 
-settings = load_settings()
-require_configuration(settings, "api")
+settings = settings_for("api")
 logging.basicConfig(
     level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
 )

@@ -724,6 +724,24 @@ def missing_configuration(settings: Settings, process: str) -> str | None:
     )
 
 
+def load_settings_or_exit(process: str) -> Settings:
+    """This process's settings, or exit at once (status 2) with one line naming the
+    variable, its value and what is accepted, instead of a traceback."""
+    try:
+        return load_settings()
+    except SettingsError as err:
+        print(f"{process} cannot start: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def settings_for(process: str) -> Settings:
+    """The settings of an entry point (`require_configuration`'s kinds), or exit (status
+    2) with one line when a value is refused or something it needs is missing."""
+    settings = load_settings_or_exit(process)
+    require_configuration(settings, process)
+    return settings
+
+
 def require_configuration(settings: Settings, process: str) -> None:
     """Stop this process at once (exit status 2) when it lacks what it needs.
 

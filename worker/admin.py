@@ -28,7 +28,7 @@ from osutrack.schema import (
     stats_snapshots,
     tracked_users,
 )
-from osutrack.settings import load_settings, require_configuration
+from osutrack.settings import settings_for
 from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
 from worker.db import make_engine, session_scope
 from worker.peaks import recompute_peaks
@@ -122,8 +122,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings()
-    require_configuration(settings, "admin")
+    settings = settings_for("admin")
     engine = make_engine(settings.database_url, statement_timeout_ms=0)
     with session_scope(engine) as session:
         if args.command == "refresh-all":

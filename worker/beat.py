@@ -17,7 +17,7 @@ import redis
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import acquire_distributed_beat_lock
 
-from osutrack.settings import load_settings, require_configuration
+from osutrack.settings import settings_for
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class RetryingRedBeatScheduler(RedBeatScheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Beat builds its scheduler before it prints its banner or connects anywhere.
-        require_configuration(load_settings(), "beat")
+        settings_for("beat")
         super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from osutrack.settings import load_settings, require_configuration
+from osutrack.settings import settings_for
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -27,8 +27,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def main() -> int:
-    settings = load_settings()
-    require_configuration(settings, "migrate")
+    settings = settings_for("migrate")
     upgrade(settings.database_url)
     return 0
 

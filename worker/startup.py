@@ -10,10 +10,11 @@ from typing import Any
 
 from celery.signals import celeryd_init
 
-from osutrack.settings import load_settings, require_configuration
+from osutrack.settings import settings_for
 
 
 @celeryd_init.connect
 def check_configuration(**_: Any) -> None:
-    """Exit (status 2, one line on stderr) when the worker lacks a URL or credentials."""
-    require_configuration(load_settings(), "worker")
+    """Exit (status 2, one line on stderr) when the worker lacks a URL or credentials, or
+    a value is refused."""
+    settings_for("worker")

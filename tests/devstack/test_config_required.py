@@ -92,3 +92,44 @@ def test_each_process_kind_asks_only_for_what_it_uses() -> None:
     assert "REDIS_URL" not in str(missing_configuration(nothing, "admin"))
     assert "DATABASE_URL" not in str(missing_configuration(nothing, "beat"))
     assert "make worker" in str(missing_configuration(nothing, "worker"))
+
+
+REFUSED_RATE = "RATE_LIMIT_READ='5/fortnight' is refused: expected a rate like 60/minute"
+EMPTY_URL = "DATABASE_URL is set but empty: expected a SQLAlchemy Postgres URL"
+# Celery reads its configuration (celeryconfig) before the worker's or beat's own check.
+REFUSING = [
+    ("celery", worker_command(), {"RATE_LIMIT_READ": "5/fortnight"}, REFUSED_RATE),
+    ("celery", beat_command(), {"RATE_LIMIT_READ": "5/fortnight"}, REFUSED_RATE),
+    ("api", api_command("127.0.0.1", 0), {"RATE_LIMIT_READ": "5/fortnight"}, REFUSED_RATE),
+    ("api", api_command("127.0.0.1", 0), {"DATABASE_URL": ""}, EMPTY_URL),
+    ("celery", worker_command(), {"DATABASE_URL": " "}, EMPTY_URL),
+    ("admin", ADMIN, {"DATABASE_URL": ""}, EMPTY_URL),
+    ("migrate", migrate_command(), {"RATE_LIMIT_READ": "5/fortnight"}, REFUSED_RATE),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "cmd", "bad", "refusal"),
+    REFUSING,
+    ids=[f"{case[1][-1]}-{'-'.join(case[2])}" for case in REFUSING],
+)
+def test_a_refused_value_stops_the_process_with_one_line_naming_it(
+    label: str, cmd: list[str], bad: dict[str, str], refusal: str, tmp_path: Path
+) -> None:
+    # Set directly: `child_env` unsets a variable given an empty value.
+    env = {**child_env({**FULL, "OSUTRACK_DATA_DIR": str(tmp_path / "data")}), **bad}
+    if label == "api":
+        cmd = api_command("127.0.0.1", free_port())
+
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=EXIT_TIMEOUT_SECONDS, check=False
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    ours = [line for line in output.splitlines() if "cannot start:" in line]
+    assert ours, output
+    assert all(line.startswith(f"{label} cannot start: {refusal}") for line in ours), output
+    if label != "api":
+        assert done.returncode == 2
+        assert "Traceback" not in output
