@@ -643,11 +643,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(**values)
 
 
-def setting_names() -> tuple[str, ...]:
-    """Every environment variable `load_settings` reads, in declaration order."""
-    return tuple(declaration.variable for declaration in declarations().values())
-
-
 # ---- README's configuration table ----------------------------------------------------
 
 

@@ -20,7 +20,6 @@ from osutrack.settings import (
     markdown_table,
     parse_refresh_intervals,
     readme_with_table,
-    setting_names,
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -67,8 +66,12 @@ def test_every_declaration_default_parses_to_the_field_default() -> None:
             assert declaration.parse(declaration.default) == getattr(defaults, name)
 
 
+def _variables() -> list[str]:
+    return [declaration.variable for declaration in declarations().values()]
+
+
 def test_each_variable_is_declared_once() -> None:
-    names = setting_names()
+    names = _variables()
     assert len(names) == len(set(names))
     assert "DATABASE_URL" in names
     assert "TRUSTED_PROXIES" in names
@@ -280,7 +283,7 @@ def test_readme_configuration_table_matches_the_declarations() -> None:
 def test_the_table_has_one_row_per_setting_between_the_markers() -> None:
     table = markdown_table()
     rows = table.splitlines()[2:]
-    assert [row.split(" | ")[0] for row in rows] == [f"| `{name}`" for name in setting_names()]
+    assert [row.split(" | ")[0] for row in rows] == [f"| `{name}`" for name in _variables()]
     stale = f"intro\n{TABLE_START}\n| old |\n{TABLE_END}\noutro\n"
     assert readme_with_table(stale) == f"intro\n{TABLE_START}\n{table}{TABLE_END}\noutro\n"
     with pytest.raises(ValueError, match="settings table"):
