@@ -11,8 +11,8 @@ from osutrack.schema import refresh_schedule
 from osutrack.settings import Intervals, Settings
 
 # ((max idle seconds, check every N seconds), ...), the last with an infinite idle limit;
-# see `osutrack.settings.parse_refresh_intervals`. The class attribute is the declared
-# default: no settings are built here.
+# see `osutrack.settings.parse_refresh_intervals`. `Settings.refresh_intervals`, the class
+# attribute, is the declared default.
 DEFAULT_INTERVALS: Intervals = Settings.refresh_intervals
 # How long a user-mode handed to a refresh task stays reserved, so the next planning
 # round does not queue it again while it waits for the budget.
