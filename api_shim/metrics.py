@@ -102,4 +102,5 @@ class MetricsResource:
     def _exposition(self) -> str:
         gauges = self._redis_gauges()
         gauges |= self._schedule_gauges()
+        gauges |= self._services.database.reads.gauges()
         return fleet_metrics.render(self._services.broker.redis, gauges)

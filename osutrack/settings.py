@@ -69,6 +69,16 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return entries
 
 
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated database URLs; an unparsable one stops the process at start-up
+    (the message names its position, never the URL, which holds a password)."""
+    urls = tuple(part.strip() for part in _str(env, name).split(",") if part.strip())
+    for position, url in enumerate(urls):
+        if not url.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise SettingsError(f"{name}: entry {position} is not a postgresql:// URL")
+    return urls
+
+
 def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
     value = _str(env, name, default).lower()
     if value not in ("", "off"):
@@ -125,6 +135,11 @@ class Settings:
     """Configuration of one process, read once at start-up."""
 
     database_url: str = ""
+    # Streaming replicas of DATABASE_URL that serve the read endpoints (README, Operations);
+    # none: every read goes to DATABASE_URL. A replica further behind than the bound is
+    # skipped until it catches up.
+    database_replica_urls: tuple[str, ...] = field(default=(), repr=False)
+    replica_max_lag_seconds: float = 10.0
     redis_url: str = ""
     data_dir: Path = Path(".osutrack")
     host: str = "127.0.0.1"
@@ -245,6 +260,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"REFRESH_BUDGET_SHARE must be between 0 and 1, got {share}")
     return Settings(
         database_url=_str(env, "DATABASE_URL"),
+        database_replica_urls=_urls(env, "DATABASE_REPLICA_URLS"),
+        replica_max_lag_seconds=_float(env, "REPLICA_MAX_LAG_SECONDS", 10.0, minimum=1.0),
         redis_url=_str(env, "REDIS_URL"),
         data_dir=Path(_str(env, "OSUTRACK_DATA_DIR", ".osutrack")),
         host=_str(env, "HOST", "127.0.0.1"),
