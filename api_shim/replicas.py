@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL_SECONDS = 1.0
 # A check that cannot connect or answer within this is a replica that is down.
 CHECK_TIMEOUT_SECONDS = 2
+LAG_HISTORY_SECONDS = 3600.0
 REDIS_TIMEOUT_SECONDS = 1.0
 
 _PRIMARY_POSITION = "SELECT pg_current_wal_flush_lsn()::text"
@@ -69,11 +70,13 @@ def replica_lag(
 
     Returns (seconds, bounded): with `bounded`, the replica holds everything the primary
     had at a sampled moment and `seconds` is the time since the latest such moment; else
-    it is behind every sample and `seconds` is only a lower bound (the oldest sample's age).
+    it is behind every sample and `seconds` is only a lower bound (the oldest sample's age,
+    e.g. for a replica that was behind when this process started).
     """
-    caught_up = [moment for moment, position in samples if position <= replayed]
-    if caught_up:
-        return max(0.0, now - max(caught_up)), True
+    # The primary's position only grows: the latest sample the replica has is the answer.
+    for moment, position in reversed(samples):
+        if position <= replayed:
+            return max(0.0, now - moment), True
     if not samples:
         return math.nan, False
     return max(0.0, now - samples[0][0]), False
@@ -255,9 +258,9 @@ class ReadRouting:
             log.warning("replica check: the primary did not answer: %s", type(err).__name__)
         else:
             self._samples.append((started, write_marks.parse_lsn(position)))
-        # A sample older than the bound says nothing a newer one would not: the replica
-        # is either past a newer one or lagging too far anyway. One is always kept.
-        keep_after = started - self._max_lag - 2 * CHECK_INTERVAL_SECONDS
+        # Kept for an hour (or the bound, if longer), so /metrics shows how far behind a
+        # lagging replica is up to then; beyond, its lag reads as the oldest sample's age.
+        keep_after = started - max(LAG_HISTORY_SECONDS, self._max_lag + CHECK_INTERVAL_SECONDS)
         while len(self._samples) > 1 and self._samples[0][0] < keep_after:
             self._samples.popleft()
         for replica in self._replicas:
