@@ -145,7 +145,7 @@ class _Replica:
         self.url = url
         self.reader = ReplicaReader(url, statement_timeout_ms, primary, self._failed)
         self.status = ReplicaStatus()
-        self.probe: _Probe | None = None
+        self.probe = _Probe(url)
 
     def _failed(self) -> None:
         status = self.status
@@ -170,7 +170,7 @@ class ReadRouting:
         self._redis: redis.Redis | None = None
         # (monotonic time, primary's flushed position), kept as long as a lag can matter.
         self._samples: deque[tuple[float, int]] = deque()
-        self._primary_probe: _Probe | None = None
+        self._primary_probe = _Probe(settings.database_url)
 
     def reader_for(self, user_id: int | None = None) -> Reader:
         """The reader of a read, of one player's data when `user_id` is given."""
@@ -250,7 +250,6 @@ class ReadRouting:
 
     def check(self) -> None:
         """Measure every replica once and decide which serve reads."""
-        assert self._primary_probe is not None
         started = time.monotonic()
         try:
             position = self._primary_probe.row(_PRIMARY_POSITION)[0]
@@ -267,7 +266,6 @@ class ReadRouting:
             self._check_replica(replica)
 
     def _check_replica(self, replica: _Replica) -> None:
-        assert replica.probe is not None
         before = replica.status
         try:
             in_recovery, replayed_text = replica.probe.row(_REPLICA_POSITION)
