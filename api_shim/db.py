@@ -2,8 +2,9 @@
 
 Granian forks its workers after importing the app, and a pooled connection must never be
 shared across a fork, so the engine is built on first use in each process (and rebuilt if
-the process id changes). The read endpoints use `reader` (raw per-thread connections,
-`api_shim.reader`); the engine serves the rest (health, metrics).
+the process id changes). The read endpoints take their reader from `reads` (raw per-thread
+connections, `api_shim.reader`, on a replica when one is healthy: `api_shim.replicas`);
+the engine serves the rest (health, metrics), always on the primary.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from sqlalchemy import Engine, create_engine
 
 from api_shim.reader import Reader
+from api_shim.replicas import ReadRouting
 from osutrack.settings import Settings
 
 POOL_SIZE = 5
@@ -31,6 +33,7 @@ class Database:
         self._engine: Engine | None = None
         self._pid = 0
         self.reader = Reader(settings.database_url, settings.statement_timeout_ms)
+        self.reads = ReadRouting(settings, self.reader)
 
     @property
     def engine(self) -> Engine:

@@ -12,6 +12,7 @@ from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Hiscore, HiscoresQuery, StatsHistoryQuery, StatsSnapshot
 from api_shim.reader import Reader
+from api_shim.replicas import ReadRouting
 from api_shim.respond import send_json
 from api_shim.services import Services
 
@@ -68,7 +69,7 @@ class StatsHistoryResource:
         user. An unchanged stretch is stored as its first and last sighting.
         """
         query: StatsHistoryQuery = req.context.query
-        reader = self._services.database.reader
+        reader = self._services.database.reads.reader_for(query.user)
         body = await self._services.read(
             stats_history, reader, query.user, query.mode, query.window
         )
@@ -103,18 +104,22 @@ class HiscoresResource:
         case-insensitively against tracked users' latest names (404 if none).
         """
         query: HiscoresQuery = req.context.query
-        reader = self._services.database.reader
-        send_json(resp, await self._services.read(_hiscores, reader, query))
+        reads = self._services.database.reads
+        send_json(resp, await self._services.read(_hiscores, reads, query))
 
     async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         await self.on_get(req, resp)
 
 
-def _hiscores(reader: Reader, query: HiscoresQuery) -> list[dict[str, Any]]:
+def _hiscores(reads: ReadRouting, query: HiscoresQuery) -> list[dict[str, Any]]:
     if isinstance(query.user, str):
+        reader = reads.reader_for()
         user_id = user_id_by_name(reader, query.user)
+        if user_id is None and reader is not reads.primary:
+            # A player first tracked moments ago may not have reached the replica yet.
+            user_id = user_id_by_name(reads.primary, query.user)
         if user_id is None:
             raise ApiError(404, "User not found")
     else:
         user_id = query.user
-    return user_hiscores(reader, user_id, query.mode, query.window)
+    return user_hiscores(reads.reader_for(user_id), user_id, query.mode, query.window)

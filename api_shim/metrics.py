@@ -82,8 +82,8 @@ class MetricsResource:
                 None,
                 "Prometheus text exposition format 0.0.4: job outcomes and latency, "
                 "upstream requests, limiter waits and refresh outcomes (counters summed "
-                "over every process), queue depths, live workers, tracked user-modes and "
-                "refresh coverage (gauges).",
+                "over every process), queue depths, live workers, tracked user-modes, "
+                "refresh coverage, and each read replica's lag and use (gauges).",
             ),
             HTTP_503=ErrorBody,
         ),
@@ -102,4 +102,5 @@ class MetricsResource:
     def _exposition(self) -> str:
         gauges = self._redis_gauges()
         gauges |= self._schedule_gauges()
+        gauges |= self._services.database.reads.gauges()
         return fleet_metrics.render(self._services.broker.redis, gauges)

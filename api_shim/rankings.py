@@ -243,7 +243,7 @@ class PeakResource:
         value was held.
         """
         query: UserModeQuery = req.context.query
-        reader = self._services.database.reader
+        reader = self._services.database.reads.reader_for(query.user)
         send_json(resp, [await self._services.read(peak, reader, query.user, query.mode)])
 
     async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -255,7 +255,7 @@ class BestPlaysResource:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._best_plays = BestPlays(lambda: services.database.reader)
+        self._best_plays = BestPlays(services.database.reads.reader_for)
 
     @spec.validate(
         query=BestPlaysQuery,

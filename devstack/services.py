@@ -269,7 +269,9 @@ class PostgresServer:
             self.hba_path,
             "# Written at each start by devstack/services.py: a password for every client.\n"
             "local all all scram-sha-256\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n",
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            # Streaming replicas (`PostgresReplica`), on loopback and with the password too.
+            "host replication all 127.0.0.1/32 scram-sha-256\n",
         )
         if account is not None:
             _make_traversable(self.data_dir)
@@ -416,6 +418,95 @@ class PostgresServer:
                     cur.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
         finally:
             conn.close()
+
+
+class PostgresReplica(PostgresServer):
+    """A hot standby of `primary` in `data_dir`, listening on 127.0.0.1:`port`.
+
+    The first start copies the primary with `pg_basebackup` (the binaries of the primary)
+    and marks the copy a standby (`standby.signal`); it then streams the primary's WAL and
+    answers read-only queries. Clients use the primary's password (the copy has the same
+    roles), and so does its replication connection, through a 0600 libpq password file in
+    `data_dir` rather than its command line. Later starts resume streaming from where the
+    copy stopped. `pause_replay`/`resume_replay` let a test make it lag on purpose.
+    """
+
+    def __init__(self, primary: PostgresServer, data_dir: Path, port: int) -> None:
+        super().__init__(data_dir, port, fsync=primary.fsync)
+        self.primary = primary
+        self.passfile_path = self.data_dir / "pgpass"
+
+    def start(self) -> None:
+        """Copy the primary on the first start, then start streaming; returns once the
+        standby accepts connections."""
+        if self.is_running():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        password = self.primary.password
+        _write_private(self.password_path, password + "\n")
+        _write_private(self.passfile_path, f"127.0.0.1:{self.primary.port}:*:postgres:{password}\n")
+        super().start()
+
+    def _initdb(self, bindir: Path, account: _Account | None) -> None:
+        result = subprocess.run(
+            [
+                str(bindir / "pg_basebackup"),
+                "--pgdata",
+                str(self.pgdata),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.primary.port),
+                "--username",
+                "postgres",
+                "--no-password",
+                "--wal-method",
+                "stream",
+                "--checkpoint",
+                "fast",
+            ],
+            cwd=self.data_dir,
+            env={**os.environ, "PGPASSFILE": str(self.passfile_path)},
+            capture_output=True,
+            text=True,
+            check=False,
+            user=account.uid if account else None,
+            group=account.gid if account else None,
+            extra_groups=[] if account else None,
+        )
+        if result.returncode != 0:
+            raise ServiceError(
+                f"pg_basebackup into {self.pgdata} failed:\n{result.stdout}{result.stderr}"
+            )
+        (self.pgdata / "standby.signal").touch()
+        if account is not None:
+            _chown_tree(self.pgdata, account)
+
+    def _options(self) -> list[str]:
+        conninfo = (
+            f"host=127.0.0.1 port={self.primary.port} user=postgres "
+            f"passfile={self.passfile_path} application_name=replica{self.port}"
+        )
+        return [*super()._options(), "-c", f"primary_conninfo={conninfo}"]
+
+    def _create_database(self) -> None:
+        """Nothing to create: a standby has the primary's databases and cannot write."""
+
+    def _replay(self, function: str) -> None:
+        conn = psycopg2.connect(self.dsn(), connect_timeout=5)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT {function}()")
+        finally:
+            conn.close()
+
+    def pause_replay(self) -> None:
+        """Stop applying the primary's WAL (it is still received): the standby lags."""
+        self._replay("pg_wal_replay_pause")
+
+    def resume_replay(self) -> None:
+        self._replay("pg_wal_replay_resume")
 
 
 def _is_postgres(pid: int, pgdata: Path) -> bool:

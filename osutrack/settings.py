@@ -146,6 +146,21 @@ def database_url() -> Parser[str]:
     )
 
 
+def _database_urls(value: str) -> tuple[str, ...]:
+    urls = tuple(part.strip() for part in value.split(",") if part.strip())
+    for position, url in enumerate(urls):
+        try:
+            _database_url(url)
+        except ValueError:
+            raise ValueError(f"entry {position} is not a SQLAlchemy Postgres URL") from None
+    return urls
+
+
+def database_urls() -> Parser[tuple[str, ...]]:
+    """Comma-separated SQLAlchemy URLs of Postgres databases."""
+    return Parser("comma-separated SQLAlchemy Postgres URLs", _database_urls)
+
+
 def _url_with(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def convert(value: str) -> str:
         parts = urlsplit(value)
@@ -301,6 +316,8 @@ class Declaration(Generic[T]):
     refuse_empty: bool
     # The typed default (`default` parsed once, or the empty value).
     default_value: T
+    # Never printed, not even in an error message (keys, lists of URLs with passwords).
+    secret: bool = False
 
     def read(self, env: Mapping[str, str]) -> T:
         """The typed value from `env`; the default when the variable is unset or blank."""
@@ -321,9 +338,8 @@ class Declaration(Generic[T]):
         except ValueError as err:
             detail = str(err)
             reason = f"{detail}; expected" if detail else "expected"
-            raise SettingsError(
-                f"{self.variable}={_masked(value)!r} is refused: {reason} {self.parser.accepted}"
-            ) from None
+            shown = self.variable if self.secret else f"{self.variable}={_masked(value)!r}"
+            raise SettingsError(f"{shown} is refused: {reason} {self.parser.accepted}") from None
 
     @property
     def table_default(self) -> str:
@@ -371,6 +387,7 @@ def setting(
         shown_default=shown_default,
         refuse_empty=refuse_empty,
         default_value=cast(T, empty),
+        secret=secret,
     )
     if default:
         declaration = dataclasses.replace(declaration, default_value=declaration.parse(default))
@@ -392,6 +409,22 @@ class Settings:
         empty="",
         shown_default="(private server under `make run`)",
         refuse_empty=True,
+    )
+    # The message of a refused entry names its position, never the URL (it holds a password).
+    database_replica_urls: tuple[str, ...] = setting(
+        "DATABASE_REPLICA_URLS",
+        database_urls(),
+        "Comma-separated URLs of Postgres streaming replicas of `DATABASE_URL` that serve the"
+        ' read endpoints (Operations, "Read replicas")',
+        empty=(),
+        shown_default="(none)",
+        secret=True,
+    )
+    replica_max_lag_seconds: float = setting(
+        "REPLICA_MAX_LAG_SECONDS",
+        number(1),
+        "A replica further behind than this is skipped until it catches up (workers read it too)",
+        default="10",
     )
     redis_url: str = setting(
         "REDIS_URL",

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 import redis
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from osutrack import jobs, metrics
+from osutrack import jobs, metrics, write_marks
 from osutrack.jobs import REFRESH_QUEUE
 from osutrack.queue import RETRY_QUEUE
 from worker.app import app
@@ -152,7 +153,8 @@ def _run_update(
                     intervals=rt.settings.refresh_intervals,
                 )
         # Published only after the commit: a waiting client never sees data that could
-        # still roll back.
+        # still roll back. Marked first: the client may read at once, from any replica.
+        _mark_written(rt, user_id)
         jobs.finish_job(rt.redis, job_id, user_id, mode, stored, ttl)
     except BudgetExhausted:
         # Not osu!'s failure: the job waits again at its place for the budget to free.
@@ -173,6 +175,14 @@ def _run_update(
         log.warning("will retry: %s", exc)
         raise task.retry(exc=exc, countdown=min(2**task.request.retries, 30)) from exc
     return "finished"
+
+
+def _mark_written(rt: Runtime, user_id: int) -> None:
+    """Record how far a replica must have replayed to show this update (`write_marks`)."""
+    with rt.engine.connect() as conn:
+        lsn = conn.execute(text(write_marks.CURRENT_POSITION_SQL)).scalar_one()
+    ttl = write_marks.ttl_seconds(rt.settings.replica_max_lag_seconds)
+    write_marks.record(rt.redis, user_id, lsn, ttl)
 
 
 def _after_upstream_failure(
