@@ -165,6 +165,15 @@ def test_a_refused_url_does_not_show_its_password() -> None:
     assert "http://:***@cache:6379/0" in str(refused.value)
 
 
+def test_a_refused_replica_list_names_the_entry_and_shows_no_url() -> None:
+    urls = "postgresql://reader:first@db1/osutrack, mysql://reader:second@db2/osutrack"
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"DATABASE_REPLICA_URLS": urls})
+    message = str(refused.value)
+    assert message.startswith("DATABASE_REPLICA_URLS is refused: entry 1 is not")
+    assert "first" not in message and "second" not in message and "db2" not in message
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "accepted"),
     [
