@@ -30,7 +30,7 @@ def check_interval(idle: timedelta, intervals: Intervals) -> timedelta:
 
 
 # Raw SQL (psycopg2 pyformat), shared by `schedule_next_check` and the batched write of
-# `worker.updates.store_update`.
+# `worker.update_store.write_plan`.
 UPSERT_SCHEDULE_SQL = """
     INSERT INTO refresh_schedule (user_id, mode, last_checked_at, last_changed_at,
                                   next_check_at)

@@ -381,11 +381,29 @@ REVIEWED = {
         "Prepared(...) is built from constant strings only"
     ),
     (
-        "worker/updates.py",
-        "connection.exec_driver_sql(';'.join(writes), params)",
+        "worker/update_store.py",
+        "session.connection().exec_driver_sql(';'.join(writes), params)",
     ): (
-        "joins module-level constant statements (which ones depends on the update's branch) "
-        "to send them in one round trip; every value is a bound parameter"
+        "joins module-level constant statements (which ones depends on the plan) to send "
+        "them in one round trip; every value is a bound parameter"
+    ),
+    (
+        "worker/update_store.py",
+        "connection.exec_driver_sql(_READ_UNDER_LOCK, {'lock_key': user_id * 4 + mode, "
+        "'job_id': job_id, 'user_id': user_id, 'mode': mode})",
+    ): (
+        "_READ_UNDER_LOCK is built once, at import, from constant text and the stat column "
+        "names declared in osutrack.fields; every value is a bound parameter"
+    ),
+    ("worker/bestplays.py", "text(_REFRESH_SQL)"): (
+        "built once, at import, from constant text, the play column names declared in "
+        "osutrack.fields and upsert_changed (which refuses anything but identifiers); "
+        "every value is a bound parameter"
+    ),
+    ("worker/bestplays.py", "text(_REFRESH_MONTHS_SQL)"): (
+        "built once, at import, from constant text, the play column names declared in "
+        "osutrack.fields and upsert_changed (which refuses anything but identifiers); "
+        "every value is a bound parameter"
     ),
 }
 
