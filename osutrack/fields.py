@@ -115,10 +115,12 @@ HISCORE_FIELDS: tuple[str, ...] = PLAY_FIELDS[2:]
 BEST_PLAY_FIELDS: tuple[str, ...] = ("user", *HISCORE_FIELDS)
 
 
-def printed(column: str) -> str:
-    """The SQL that prints a play column in a response row (times as TO_CHAR)."""
+def printed(column: str, prefix: str = "") -> str:
+    """The SQL that prints a play column in a response row (times with TO_CHAR); with a
+    prefix, the column of that table alias."""
     kind = next(play.kind for play in PLAY_COLUMNS if play.name == column)
-    return TO_CHAR.format(column) if kind is datetime else column
+    qualified = f"{prefix}.{column}" if prefix else column
+    return TO_CHAR.format(qualified) if kind is datetime else qualified
 
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
