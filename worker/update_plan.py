@@ -15,7 +15,7 @@ from typing import Any
 
 from osutrack.fields import DIFF_FIELD_ORDER, PlayerStats
 from worker.hiscores import new_hiscores, newhs_item
-from worker.schedule import Intervals, schedule_params
+from worker.schedule import Intervals, Schedule, next_schedule
 from worker.stats import leveled_up, stats_diff
 from worker.upstream.models import Player, TopPlay
 
@@ -72,14 +72,6 @@ class PeakCandidate:
     global_rank: int
     accuracy: float
     at: datetime
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The user-mode's refresh schedule after this check."""
-
-    last_changed_at: datetime
-    next_check_at: datetime
 
 
 @dataclass(frozen=True)
@@ -159,7 +151,7 @@ def plan_update(
             for ranking, play in new_hiscores(state.known_score_ids, top_plays)
         )
         plays_to_store = tuple(play for play in top_plays if play.beatmap_id != 0)
-    schedule = schedule_params(
+    schedule = next_schedule(
         now,
         changed=previous != player.stats,
         known_last_changed=state.last_changed_at,
@@ -187,7 +179,7 @@ def plan_update(
         new_plays=new_plays,
         plays_to_store=plays_to_store,
         peak=peak,
-        schedule=Schedule(schedule["last_changed_at"], schedule["next_check_at"]),
+        schedule=schedule,
         body=body,
     )
 

@@ -160,9 +160,7 @@ def write_plan(session: Session, plan: UpdatePlan) -> None:
         params.update(hiscores_params(plan.plays_to_store))
     writes.append(_UPSERT_TRACKED_USER_SQL)
     writes.append(UPSERT_SCHEDULE_SQL)
-    params.update(
-        last_changed_at=plan.schedule.last_changed_at, next_check_at=plan.schedule.next_check_at
-    )
+    params.update(asdict(plan.schedule))
     if plan.job_id is not None:
         writes.append(_INSERT_FINISHED_SQL)
         params.update(job_id=plan.job_id, result=orjson.dumps(plan.body).decode())
