@@ -13,12 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from api_shim import params
+from osutrack.fields import DIFF_FIELD_ORDER, HISCORE_FIELDS, PLAY_COLUMNS, STATS
 
 PARAM_ERROR_TYPE = "osutrack_param"
 
@@ -240,30 +248,27 @@ class NewHiscore(BaseModel):
     ranking: int
 
 
-class UpdateDiff(BaseModel):
-    """The change in a user's stats since their previous update."""
-
-    model_config = ConfigDict(extra="allow")
-
-    username: str
-    mode: int
-    playcount: float
-    pp_rank: float
-    pp_raw: float
-    accuracy: float
-    total_score: float
-    ranked_score: float
-    count300: float
-    count50: float
-    count100: float
-    level: float
-    count_rank_a: float
-    count_rank_s: float
-    count_rank_ss: float
-    levelup: bool
-    first: bool
-    exists: bool
-    newhs: list[NewHiscore]
+# The bodies of the stats and plays derive from their declaration (`osutrack.fields`);
+# to mypy they are plain models.
+if TYPE_CHECKING:
+    UpdateDiff = BaseModel
+    StatsSnapshot = BaseModel
+    Hiscore = BaseModel
+    BestPlay = BaseModel
+else:
+    UpdateDiff = create_model(
+        "UpdateDiff",
+        __doc__="The change in a user's stats since their previous update.",
+        __config__=ConfigDict(extra="allow"),
+        __module__=__name__,
+        username=(str, ...),
+        mode=(int, ...),
+        **dict.fromkeys(DIFF_FIELD_ORDER, (float, ...)),
+        levelup=(bool, ...),
+        first=(bool, ...),
+        exists=(bool, ...),
+        newhs=(list[NewHiscore], ...),
+    )
 
 
 class Job(BaseModel):
@@ -293,48 +298,33 @@ class Job(BaseModel):
     attempt: int = Field(description="0 for the first attempt, then one more per retry")
 
 
-class StatsSnapshot(BaseModel):
-    """One stored stats update."""
-
-    count300: int
-    count100: int
-    count50: int
-    playcount: int
-    ranked_score: str
-    total_score: str
-    pp_rank: int
-    level: float
-    pp_raw: float
-    accuracy: float
-    count_rank_ss: int
-    count_rank_s: int
-    count_rank_a: int
-    timestamp: str
-
-
-class Hiscore(BaseModel):
-    """One recorded top play of a user."""
-
-    beatmap_id: int
-    score: int
-    pp: float
-    mods: int
-    rank: str
-    score_time: str
-    update_time: str
-
-
-class BestPlay(BaseModel):
-    """One top play of any user."""
-
-    user: int
-    beatmap_id: int
-    score: int
-    pp: float
-    mods: int
-    rank: str
-    score_time: str
-    update_time: str
+if not TYPE_CHECKING:
+    StatsSnapshot = create_model(
+        "StatsSnapshot",
+        __doc__="One stored stats update.",
+        __module__=__name__,
+        **{stat.name: (str if stat.history_as_text else stat.kind, ...) for stat in STATS},
+        timestamp=(str, ...),
+    )
+    # A play's columns as a body prints them: times as strings.
+    _PLAY_BODY = {
+        column.name: (str if column.kind is datetime else column.kind, ...)
+        for column in PLAY_COLUMNS
+        if column.name in HISCORE_FIELDS
+    }
+    Hiscore = create_model(
+        "Hiscore",
+        __doc__="One recorded top play of a user.",
+        __module__=__name__,
+        **_PLAY_BODY,
+    )
+    BestPlay = create_model(
+        "BestPlay",
+        __doc__="One top play of any user.",
+        __module__=__name__,
+        user=(int, ...),
+        **_PLAY_BODY,
+    )
 
 
 class Peak(BaseModel):

@@ -8,12 +8,24 @@ date window is bound as `-infinity` / `infinity`, so one statement serves every 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from api_shim.params import Window
 from api_shim.reader import Prepared
 from api_shim.windows import MonthsPlan
+from osutrack.fields import (
+    BEST_PLAY_FIELDS,
+    HISCORE_FIELDS,
+    PLAY_FIELDS,
+    STAT_FIELDS,
+    STATS,
+    TO_CHAR,
+    column_list,
+    printed,
+)
 
 
 def window_bounds(window: Window) -> tuple[datetime | str, datetime | str]:
@@ -23,44 +35,27 @@ def window_bounds(window: Window) -> tuple[datetime | str, datetime | str]:
     return start, end
 
 
-SNAPSHOT_KEYS = (
-    "count300",
-    "count100",
-    "count50",
-    "playcount",
-    "ranked_score",
-    "total_score",
-    "pp_rank",
-    "level",
-    "pp_raw",
-    "accuracy",
-    "count_rank_ss",
-    "count_rank_s",
-    "count_rank_a",
-    "timestamp",
-)
+SNAPSHOT_KEYS = (*STAT_FIELDS, "timestamp")
 
 # (user_id, mode, captured_at) is unique, so captured_at alone orders without ties and
 # the unique index delivers the rows already sorted.
+_STATS_PRINTED = ", ".join(
+    f"{stat.name}::text" if stat.history_as_text else stat.name for stat in STATS
+)
 STATS_HISTORY = Prepared(
     "osutrack_stats_history",
-    "SELECT count300, count100, count50, playcount, ranked_score::text, total_score::text,"
-    " pp_rank, level, pp_raw, accuracy, count_rank_ss, count_rank_s, count_rank_a, "
-    "to_char(captured_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    " FROM stats_snapshots"
+    f"SELECT {_STATS_PRINTED}, {TO_CHAR.format('captured_at')} FROM stats_snapshots"  # noqa: S608
     " WHERE user_id = $1 AND mode = $2 AND captured_at >= $3 AND captured_at <= $4"
     " ORDER BY captured_at",
 )
 
-HISCORE_KEYS = ("beatmap_id", "score", "pp", "mods", "rank", "score_time", "update_time")
+HISCORE_KEYS = HISCORE_FIELDS
+# A /hiscores row as printed.
+_HISCORE_PRINTED = ", ".join(printed(name) for name in HISCORE_FIELDS)
 
 USER_HISCORES = Prepared(
     "osutrack_user_hiscores",
-    "SELECT beatmap_id, score, pp, mods, rank, "
-    "to_char(score_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    ", "
-    "to_char(update_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    " FROM hiscores"
+    f"SELECT {_HISCORE_PRINTED} FROM hiscores"  # noqa: S608
     " WHERE user_id = $1 AND mode = $2 AND score_time >= $3 AND score_time <= $4"
     " ORDER BY score_time, score_id",
 )
@@ -75,23 +70,13 @@ PEAK_KEYS = ("best_global_rank", "best_rank_timestamp", "best_accuracy", "best_a
 
 PEAK = Prepared(
     "osutrack_peak",
-    "SELECT best_global_rank, "
-    "to_char(best_rank_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    ", best_accuracy, "
-    "to_char(best_acc_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    " FROM peaks WHERE user_id = $1 AND mode = $2",
+    f"SELECT best_global_rank, {TO_CHAR.format('best_rank_at')}, best_accuracy,"  # noqa: S608
+    f" {TO_CHAR.format('best_acc_at')} FROM peaks WHERE user_id = $1 AND mode = $2",
 )
 
-BEST_PLAY_KEYS = (
-    "user",
-    "beatmap_id",
-    "score",
-    "pp",
-    "mods",
-    "rank",
-    "score_time",
-    "update_time",
-)
+BEST_PLAY_KEYS = BEST_PLAY_FIELDS
+# A /bestplays row as printed: the player's id, then the /hiscores row.
+_BEST_PLAY_PRINTED = f"user_id, {_HISCORE_PRINTED}"
 
 BESTPLAYS_STAMP = Prepared(
     "osutrack_bestplays_stamp",
@@ -103,20 +88,16 @@ BESTPLAYS_STAMP = Prepared(
 # BEST_PLAY_KEYS values; a mode whose table is empty gives one row of NULL plays.
 BESTPLAYS_TABLE = Prepared(
     "osutrack_bestplays_table",
-    "SELECT r.refreshed_at, r.row_count, r.table_size, b.score_time,"
-    " b.user_id, b.beatmap_id, b.score, b.pp, b.mods, b.rank, "
-    "to_char(b.score_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    ", "
-    "to_char(b.update_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-    " FROM bestplays_refreshes r LEFT JOIN bestplays b ON b.mode = r.mode"
+    "SELECT r.refreshed_at, r.row_count, r.table_size, b.score_time, "  # noqa: S608
+    + ", ".join(printed(name, "b") for name in ("user_id", *HISCORE_FIELDS))
+    + " FROM bestplays_refreshes r LEFT JOIN bestplays b ON b.mode = r.mode"
     " WHERE r.mode = $1 ORDER BY b.position",
 )
 
 # A score time as whole microseconds since 1970 (an int: cheaper to send and compare
 # than a timestamp, and as exact).
 _MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
-_TO_CHAR = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\".000Z\"')"
-_PLAY_COLUMNS = "score_id, user_id, beatmap_id, score, pp, mods, rank, score_time, update_time"
+_PLAY_COLUMNS = column_list(PLAY_FIELDS)
 
 # The top `limit` hiscores of a mode inside a window, from all hiscores (before any
 # rebuild, or while month lists are missing). Both candidate indexes cover every column
@@ -129,21 +110,34 @@ _PLAY_COLUMNS = "score_id, user_id, beatmap_id, score, pp, mods, rank, score_tim
 # mode, start, end, limit.
 BEST_PLAYS_LIVE = (
     # Constant text (column names, formats); every value is bound.
-    "SELECT user_id, beatmap_id, score, pp, mods, rank, "  # noqa: S608
-    + _TO_CHAR.format("score_time")
-    + ", "
-    + _TO_CHAR.format("update_time")
+    f"SELECT {_BEST_PLAY_PRINTED}"  # noqa: S608
     + f" FROM (SELECT {_PLAY_COLUMNS} FROM hiscores"  # noqa: S608
     " WHERE mode = %s AND score_time >= %s AND score_time <= %s"
     " ORDER BY pp DESC, score_time, score_id LIMIT %s) AS top"
     " ORDER BY pp DESC, score_time, score_id"
 )
 
+
 # The months of a mode that hold plays (first and last, from hiscores_mode_time_cover), and
 # each built month list between $2 and $3 (month starts) with its last row's sort key
 # (pp, score time in microseconds since 1970, score id):
 # what `api_shim.windows.plan_window` needs. One row per list; a mode without lists in the
 # range gives one row of NULL list columns, a mode without plays NULL months too.
+class MonthListRow(NamedTuple):
+    """A row of BESTPLAYS_MONTHS: the mode's span of months with plays, and one built
+    list with its last row's sort key. The list's columns are NULL together with `month`
+    (no list in range), the last row's together with `last_pp` (an empty list)."""
+
+    first: datetime | None
+    last: datetime | None
+    month: datetime | None
+    row_count: int
+    list_size: int
+    last_pp: float | None
+    last_score_micros: int
+    last_score_id: int
+
+
 BESTPLAYS_MONTHS = Prepared(
     "osutrack_bestplays_months",
     "WITH span AS (SELECT date_trunc('month', min(score_time), 'UTC') AS first,"
@@ -166,68 +160,101 @@ SKETCH_POSITIONS = (
 
 
 def merge_sql(exact_count: int) -> str:
-    """The text of `bestplays_window` with `exact_count` exact parts (`%s` placeholders)."""
+    """The text of `bestplays_window` with `exact_count` exact parts (named parameters,
+    `merge_params`)."""
     exact_branches = "".join(
         # Constant text (column names and placeholders); every value is bound.
         f" UNION ALL (SELECT {_PLAY_COLUMNS} FROM hiscores"  # noqa: S608
-        " WHERE mode = %s AND score_time >= %s AND score_time <= %s"
-        " ORDER BY pp DESC, score_time, score_id LIMIT %s)"
-        for _ in range(exact_count)
+        f" WHERE mode = %(mode)s AND score_time >= %(exact_{part}_start)s"
+        f" AND score_time <= %(exact_{part}_end)s"
+        " ORDER BY pp DESC, score_time, score_id LIMIT %(limit)s)"
+        for part in range(exact_count)
     )
-    listed_columns = ", ".join(f"b.{name}" for name in _PLAY_COLUMNS.split(", "))
+    listed_columns = column_list(PLAY_FIELDS, "b")
     return (
-        "WITH full_months AS (SELECT unnest(%s::timestamptz[]) AS month),"  # noqa: S608
+        "WITH full_months AS (SELECT unnest(%(full_months)s::timestamptz[]) AS month),"  # noqa: S608
         " points AS ("
         " SELECT b.month, b.position, b.pp,"
         " b.position - coalesce(lag(b.position) OVER (PARTITION BY b.month"
         " ORDER BY b.position), 0) AS gain"
         " FROM full_months f CROSS JOIN LATERAL (SELECT month, position, pp"
-        " FROM bestplays_months b WHERE b.mode = %s AND b.month = f.month"
-        " AND b.position = ANY(%s::int[]) OFFSET 0) AS b),"
+        " FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = f.month"
+        " AND b.position = ANY(%(sketch)s::int[]) OFFSET 0) AS b),"
         " ranked AS ("
         " SELECT pp, sum(gain) OVER (ORDER BY pp DESC ROWS BETWEEN UNBOUNDED PRECEDING"
         " AND 1 PRECEDING) AS before, sum(gain) OVER () AS total FROM points),"
         " cut AS (SELECT coalesce((SELECT min(pp) FROM ranked"
-        " WHERE coalesce(before, 0) < %s AND total >= %s),"
+        " WHERE coalesce(before, 0) < %(limit)s AND total >= %(limit)s),"
         " '-Infinity'::double precision) AS pp),"
         " full_stops AS ("
-        " SELECT f.month, coalesce(min(p.position) FILTER (WHERE p.pp < cut.pp), %s + 1) AS stop"
+        " SELECT f.month,"
+        " coalesce(min(p.position) FILTER (WHERE p.pp < cut.pp), %(limit)s + 1) AS stop"
         " FROM full_months f CROSS JOIN cut LEFT JOIN points p ON p.month = f.month"
         " GROUP BY f.month),"
         " part_stops AS ("
         " SELECT r.month, r.lo, r.hi, coalesce((SELECT min(s.position) FROM ("
-        " SELECT s.position, s.pp FROM bestplays_months s WHERE s.mode = %s"
-        " AND s.month = r.month AND s.position = ANY(%s::int[]) OFFSET 0) AS s"
+        " SELECT s.position, s.pp FROM bestplays_months s WHERE s.mode = %(mode)s"
+        " AND s.month = r.month AND s.position = ANY(%(all_sketch)s::int[]) OFFSET 0) AS s"
         " WHERE s.pp < cut.pp), 2147483647) AS stop"
-        " FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::timestamptz[])"
+        " FROM unnest(%(part_months)s::timestamptz[], %(part_starts)s::timestamptz[],"
+        " %(part_ends)s::timestamptz[])"
         " AS r(month, lo, hi) CROSS JOIN cut),"
         " candidates AS ("
         f" SELECT {listed_columns}"
         " FROM full_stops f CROSS JOIN cut CROSS JOIN LATERAL ("
-        " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = f.month"
+        " SELECT * FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = f.month"
         " AND b.position < f.stop AND b.pp >= cut.pp OFFSET 0) AS b"
         " UNION ALL"
         f" SELECT {listed_columns}"
         " FROM part_stops r CROSS JOIN cut CROSS JOIN LATERAL ("
-        " SELECT * FROM bestplays_months b WHERE b.mode = %s AND b.month = r.month"
+        " SELECT * FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = r.month"
         " AND b.position < r.stop AND b.score_time >= r.lo AND b.score_time <= r.hi"
-        " AND b.pp >= cut.pp ORDER BY b.position LIMIT %s) AS b"
+        " AND b.pp >= cut.pp ORDER BY b.position LIMIT %(limit)s) AS b"
         f"{exact_branches}),"
-        " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id LIMIT %s)"
-        " SELECT user_id, beatmap_id, score, pp, mods, rank, "
-        + _TO_CHAR.format("score_time")
-        + ", "
-        + _TO_CHAR.format("update_time")
-        + ", pp, "
+        " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id"
+        " LIMIT %(limit)s)"
+        f" SELECT {_BEST_PLAY_PRINTED}, pp, "
         + _MICROS.format("score_time")
         + ", score_id FROM top ORDER BY pp DESC, score_time, score_id"
     )
 
 
+def merge_params(mode: int, limit: int, plan: MonthsPlan) -> dict[str, Any]:
+    """The parameters of `merge_sql(len(plan.exact_parts))`, by name."""
+    params: dict[str, Any] = {
+        "mode": mode,
+        "limit": limit,
+        "full_months": list(plan.full_months),
+        # A month gives at most `limit` rows, so positions past it never bound anything.
+        "sketch": [position for position in SKETCH_POSITIONS if position <= limit],
+        "all_sketch": list(SKETCH_POSITIONS),
+        "part_months": [month for month, _, _ in plan.list_parts],
+        "part_starts": [lo for _, lo, _ in plan.list_parts],
+        "part_ends": [hi for _, _, hi in plan.list_parts],
+    }
+    for part, (lo, hi) in enumerate(plan.exact_parts):
+        params[f"exact_{part}_start"] = lo
+        params[f"exact_{part}_end"] = hi
+    return params
+
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _parameter_order(sql: str) -> tuple[str, ...]:
+    """The distinct named parameters of `sql`, in order of first use (`_numbered`'s $n)."""
+    return tuple(dict.fromkeys(_NAMED.findall(sql)))
+
+
 def _numbered(sql: str) -> str:
-    """`%s` placeholders as `$1`, `$2`, ... in order (for PREPARE)."""
-    pieces = sql.split("%s")
-    return "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], start=1)) + pieces[-1]
+    """`%(name)s` placeholders as `$1`, `$2`, ... by `_parameter_order` (for PREPARE)."""
+    number = {name: n for n, name in enumerate(_parameter_order(sql), start=1)}
+    return _NAMED.sub(lambda match: f"${number[match.group(1)]}", sql)
+
+
+def as_positional(sql: str, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """`sql` with `%s` placeholders, and its named `params` in their order."""
+    return _NAMED.sub("%s", sql), tuple(params[name] for name in _NAMED.findall(sql))
 
 
 # The merge without exact parts (most light windows), PREPAREd once per connection: its
@@ -237,6 +264,14 @@ _MERGE_LISTS_ONLY = Prepared(
     "osutrack_bestplays_merge",
     _numbered(merge_sql(0)),
 )
+_MERGE_LISTS_ONLY_PARAMETERS = _parameter_order(merge_sql(0))
+
+
+def merge_row_parts(row: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[float, int, int]]:
+    """A `bestplays_window` row as (BEST_PLAY_KEYS values, (pp, score micros, score id))."""
+    printed_values = row[: len(BEST_PLAY_KEYS)]
+    pp, score_micros, score_id = row[len(BEST_PLAY_KEYS) :]
+    return printed_values, (pp, score_micros, score_id)
 
 
 def bestplays_window(
@@ -262,17 +297,7 @@ def bestplays_window(
     `bestplays_months_pkey` (mode, month, position): flattened into a join, it was planned
     from the table's statistics, which are stale right after a large build.
     """
-    sql: str | Prepared = (
-        _MERGE_LISTS_ONLY if not plan.exact_parts else merge_sql(len(plan.exact_parts))
-    )
-    months = [month for month, _, _ in plan.list_parts]
-    starts = [lo for _, lo, _ in plan.list_parts]
-    ends = [hi for _, _, hi in plan.list_parts]
-    # A month gives at most `limit` rows, so positions past it never bound anything.
-    sketch = [position for position in SKETCH_POSITIONS if position <= limit]
-    args: list[Any] = [list(plan.full_months), mode, sketch, limit, limit, limit]
-    args += [mode, list(SKETCH_POSITIONS), months, starts, ends, mode, mode, limit]
-    for lo, hi in plan.exact_parts:
-        args += [mode, lo, hi, limit]
-    args.append(limit)
-    return sql, tuple(args)
+    params = merge_params(mode, limit, plan)
+    if not plan.exact_parts:
+        return _MERGE_LISTS_ONLY, tuple(params[name] for name in _MERGE_LISTS_ONLY_PARAMETERS)
+    return as_positional(merge_sql(len(plan.exact_parts)), params)

@@ -142,19 +142,30 @@ class BestPlays:
     ) -> bytes:
         """The window from the month lists, with exact parts where they cannot tell;
         `in_slot` when the caller already holds the heavy slot."""
-        rows = reader.fetch(
-            queries.BESTPLAYS_MONTHS,
-            (mode, _month_bound(window.start, "-infinity"), _month_bound(window.end, "infinity")),
-        )
-        first, last = rows[0][0], rows[0][1]
-        if first is None:
+        rows = [
+            queries.MonthListRow(*row)
+            for row in reader.fetch(
+                queries.BESTPLAYS_MONTHS,
+                (
+                    mode,
+                    _month_bound(window.start, "-infinity"),
+                    _month_bound(window.end, "infinity"),
+                ),
+            )
+        ]
+        first, last = rows[0].first, rows[0].last
+        if first is None or last is None:
             return b"[]"
         lists = {
-            row[2]: windows.MonthList(
-                row[3], row[4], None if row[5] is None else windows.sort_key(*row[5:8])
+            row.month: windows.MonthList(
+                row.row_count,
+                row.list_size,
+                None
+                if row.last_pp is None
+                else windows.sort_key(row.last_pp, row.last_score_micros, row.last_score_id),
             )
             for row in rows
-            if row[2] is not None
+            if row.month is not None
         }
         plan = windows.plan_window(window, limit, (first, last), lists)
         if plan.unbuilt_months:
@@ -162,12 +173,14 @@ class BestPlays:
                 return live_best_plays(reader, mode, window, limit)
             return self._heavy(reader, lambda: live_best_plays(reader, mode, window, limit))
         answer = self._run_plan(reader, mode, limit, plan, in_slot)
-        last_key = windows.sort_key(*answer[-1][8:11]) if answer else None
+        last_key = windows.sort_key(*queries.merge_row_parts(answer[-1])[1]) if answer else None
         if not windows.answer_is_exact(plan, len(answer), last_key, limit):
             exact = windows.plan_window(window, limit, (first, last), lists, exact_edges=True)
             answer = self._run_plan(reader, mode, limit, exact, in_slot)
         names = queries.BEST_PLAY_KEYS
-        return orjson.dumps([dict(zip(names, row[:8], strict=True)) for row in answer])
+        return orjson.dumps(
+            [dict(zip(names, queries.merge_row_parts(row)[0], strict=True)) for row in answer]
+        )
 
     def _run_plan(
         self, reader: Reader, mode: int, limit: int, plan: windows.MonthsPlan, in_slot: bool

@@ -150,9 +150,11 @@ def main() -> None:
                 best._window_body(reader, args.mode, window, limit, True)
                 walls.append((time.perf_counter() - began) * 1000)
             plan = _plan(reader, args.mode, window, limit)
-            _, sql_args = queries.bestplays_window(args.mode, limit, plan)
             # As text, for EXPLAIN (the lists-only merge runs PREPAREd in the API).
-            sql = queries.merge_sql(len(plan.exact_parts))
+            sql, sql_args = queries.as_positional(
+                queries.merge_sql(len(plan.exact_parts)),
+                queries.merge_params(args.mode, limit, plan),
+            )
             merge = [_execution_ms(reader, sql, sql_args) for _ in range(args.repeat)]
             print(
                 f"| {name} | {limit} | {_median(before)} | {_median(live_walls)}"

@@ -8,6 +8,9 @@ twice (`ON CONFLICT`).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -27,7 +30,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from osutrack.fields import PLAY_COLUMNS, STATS
+
 metadata = MetaData()
+
+
+def _play_columns() -> list[Column[Any]]:
+    """The declared columns of a stored play (`osutrack.fields.PLAY_COLUMNS`)."""
+    types: dict[type, Any] = {
+        int: BigInteger,
+        float: Double,
+        str: String(4),
+        datetime: DateTime(timezone=True),
+    }
+    return [Column(column.name, types[column.kind], nullable=False) for column in PLAY_COLUMNS]
+
 
 # Players that were ever updated; `username` is the name seen at the latest update, looked
 # up case-insensitively by /hiscores?userMode=username.
@@ -49,19 +66,10 @@ stats_snapshots = Table(
     Column("snapshot_id", BigInteger, Identity(), primary_key=True),
     Column("user_id", BigInteger, nullable=False),
     Column("mode", SmallInteger, nullable=False),
-    Column("count300", BigInteger, nullable=False),
-    Column("count100", BigInteger, nullable=False),
-    Column("count50", BigInteger, nullable=False),
-    Column("playcount", BigInteger, nullable=False),
-    Column("ranked_score", BigInteger, nullable=False),
-    Column("total_score", BigInteger, nullable=False),
-    Column("pp_rank", BigInteger, nullable=False),
-    Column("level", Double, nullable=False),
-    Column("pp_raw", Double, nullable=False),
-    Column("accuracy", Double, nullable=False),
-    Column("count_rank_ss", BigInteger, nullable=False),
-    Column("count_rank_s", BigInteger, nullable=False),
-    Column("count_rank_a", BigInteger, nullable=False),
+    *(
+        Column(stat.name, BigInteger if stat.kind is int else Double, nullable=False)
+        for stat in STATS
+    ),
     Column("captured_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("user_id", "mode", "captured_at", name="stats_snapshots_user_mode_time"),
     # "Snapshots captured since T" as a range scan: beat's peaks recompute redoes only the
@@ -75,15 +83,7 @@ hiscores = Table(
     "hiscores",
     metadata,
     Column("mode", SmallInteger, nullable=False),
-    Column("score_id", BigInteger, nullable=False),
-    Column("user_id", BigInteger, nullable=False),
-    Column("beatmap_id", BigInteger, nullable=False),
-    Column("score", BigInteger, nullable=False),
-    Column("pp", Double, nullable=False),
-    Column("mods", BigInteger, nullable=False),
-    Column("rank", String(4), nullable=False),
-    Column("score_time", DateTime(timezone=True), nullable=False),
-    Column("update_time", DateTime(timezone=True), nullable=False),
+    *_play_columns(),
     PrimaryKeyConstraint("mode", "score_id", name="hiscores_pkey"),
     Index("hiscores_user_mode_time", "user_id", "mode", "score_time"),
     # Both covering every column a /bestplays answer prints, so a window is answered from
@@ -133,15 +133,7 @@ bestplays = Table(
     metadata,
     Column("mode", SmallInteger, nullable=False),
     Column("position", Integer, nullable=False),
-    Column("score_id", BigInteger, nullable=False),
-    Column("user_id", BigInteger, nullable=False),
-    Column("beatmap_id", BigInteger, nullable=False),
-    Column("score", BigInteger, nullable=False),
-    Column("pp", Double, nullable=False),
-    Column("mods", BigInteger, nullable=False),
-    Column("rank", String(4), nullable=False),
-    Column("score_time", DateTime(timezone=True), nullable=False),
-    Column("update_time", DateTime(timezone=True), nullable=False),
+    *_play_columns(),
     PrimaryKeyConstraint("mode", "position", name="bestplays_pkey"),
     Index("bestplays_mode_time", "mode", "score_time"),
 )
@@ -177,15 +169,7 @@ bestplays_months = Table(
     Column("mode", SmallInteger, nullable=False),
     Column("month", DateTime(timezone=True), nullable=False),
     Column("position", Integer, nullable=False),
-    Column("score_id", BigInteger, nullable=False),
-    Column("user_id", BigInteger, nullable=False),
-    Column("beatmap_id", BigInteger, nullable=False),
-    Column("score", BigInteger, nullable=False),
-    Column("pp", Double, nullable=False),
-    Column("mods", BigInteger, nullable=False),
-    Column("rank", String(4), nullable=False),
-    Column("score_time", DateTime(timezone=True), nullable=False),
-    Column("update_time", DateTime(timezone=True), nullable=False),
+    *_play_columns(),
     PrimaryKeyConstraint("mode", "month", "position", name="bestplays_months_pkey"),
 )
 

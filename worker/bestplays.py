@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from osutrack.fields import PLAY_FIELDS, column_list, upsert_changed
 from osutrack.schema import bestplays_refreshes
 
 MODES = (0, 1, 2, 3)
@@ -18,33 +19,31 @@ MODES = (0, 1, 2, 3)
 # the cost does not grow with the number of hiscores), upsert each position but write it
 # only when its play differs from the stored one, and drop positions past the new end.
 # The upsert touches positions 1..n and the delete positions > n, so they never meet.
-_REFRESH = text(
+_PLAYS = column_list(PLAY_FIELDS)
+_REFRESH_SQL = (
     """
     WITH fresh AS (
         SELECT row_number() OVER (ORDER BY pp DESC, score_time, score_id)::int AS position,
-               score_id, user_id, beatmap_id, score, pp, mods, rank, score_time, update_time
-        FROM (SELECT score_id, user_id, beatmap_id, score, pp, mods, rank, score_time,
-                     update_time
+               """  # noqa: S608
+    + _PLAYS
+    + """
+        FROM (SELECT """
+    + _PLAYS
+    + """
               FROM hiscores WHERE mode = :mode
               ORDER BY pp DESC, score_time, score_id LIMIT :size) AS top
     ),
     written AS (
-        INSERT INTO bestplays AS b (mode, position, score_id, user_id, beatmap_id, score, pp,
-                                    mods, rank, score_time, update_time)
-        SELECT :mode, position, score_id, user_id, beatmap_id, score, pp, mods, rank,
-               score_time, update_time
+        INSERT INTO bestplays AS b (mode, position, """
+    + _PLAYS
+    + """)
+        SELECT :mode, position, """
+    + _PLAYS
+    + """
         FROM fresh
-        ON CONFLICT (mode, position) DO UPDATE SET
-            score_id = excluded.score_id, user_id = excluded.user_id,
-            beatmap_id = excluded.beatmap_id, score = excluded.score, pp = excluded.pp,
-            mods = excluded.mods, rank = excluded.rank, score_time = excluded.score_time,
-            update_time = excluded.update_time
-        WHERE (b.score_id, b.user_id, b.beatmap_id, b.score, b.pp, b.mods, b.rank,
-               b.score_time, b.update_time)
-              IS DISTINCT FROM
-              (excluded.score_id, excluded.user_id, excluded.beatmap_id, excluded.score,
-               excluded.pp, excluded.mods, excluded.rank, excluded.score_time,
-               excluded.update_time)
+        """
+    + upsert_changed("b", ("mode", "position"), PLAY_FIELDS)
+    + """
         RETURNING 1
     ),
     removed AS (
@@ -56,6 +55,7 @@ _REFRESH = text(
            (SELECT count(*) FROM removed)
     """
 )
+_REFRESH = text(_REFRESH_SQL)
 
 
 def refresh_bestplays(session: Session, mode: int, table_size: int, now: datetime) -> int:
@@ -108,7 +108,7 @@ MONTHS_BUILT_PER_REFRESH = 24
 # positions whose play changed are written and positions past the new end deleted. A
 # month left without plays keeps an empty list row (built, nothing in it). Month
 # arithmetic is done in UTC, whatever the session's time zone.
-_REFRESH_MONTHS = text(
+_REFRESH_MONTHS_SQL = (
     """
     WITH changed AS (
         DELETE FROM bestplays_month_changes WHERE mode = :mode RETURNING month, max_pp
@@ -148,12 +148,14 @@ _REFRESH_MONTHS = text(
         SELECT t.month,
                row_number() OVER (PARTITION BY t.month
                                   ORDER BY h.pp DESC, h.score_time, h.score_id)::int AS position,
-               h.score_id, h.user_id, h.beatmap_id, h.score, h.pp, h.mods, h.rank,
-               h.score_time, h.update_time
+               """  # noqa: S608
+    + column_list(PLAY_FIELDS, "h")
+    + """
         FROM targets t
         CROSS JOIN LATERAL (
-            SELECT score_id, user_id, beatmap_id, score, pp, mods, rank, score_time,
-                   update_time
+            SELECT """
+    + _PLAYS
+    + """
             FROM hiscores
             WHERE mode = :mode AND score_time >= t.month
               AND score_time < (t.month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC'
@@ -166,23 +168,16 @@ _REFRESH_MONTHS = text(
         GROUP BY t.month
     ),
     written AS (
-        INSERT INTO bestplays_months AS b (mode, month, position, score_id, user_id,
-                                           beatmap_id, score, pp, mods, rank, score_time,
-                                           update_time)
-        SELECT :mode, month, position, score_id, user_id, beatmap_id, score, pp, mods, rank,
-               score_time, update_time
+        INSERT INTO bestplays_months AS b (mode, month, position, """
+    + _PLAYS
+    + """)
+        SELECT :mode, month, position, """
+    + _PLAYS
+    + """
         FROM fresh
-        ON CONFLICT (mode, month, position) DO UPDATE SET
-            score_id = excluded.score_id, user_id = excluded.user_id,
-            beatmap_id = excluded.beatmap_id, score = excluded.score, pp = excluded.pp,
-            mods = excluded.mods, rank = excluded.rank, score_time = excluded.score_time,
-            update_time = excluded.update_time
-        WHERE (b.score_id, b.user_id, b.beatmap_id, b.score, b.pp, b.mods, b.rank,
-               b.score_time, b.update_time)
-              IS DISTINCT FROM
-              (excluded.score_id, excluded.user_id, excluded.beatmap_id, excluded.score,
-               excluded.pp, excluded.mods, excluded.rank, excluded.score_time,
-               excluded.update_time)
+        """
+    + upsert_changed("b", ("mode", "month", "position"), PLAY_FIELDS)
+    + """
         RETURNING 1
     ),
     removed AS (
@@ -202,6 +197,7 @@ _REFRESH_MONTHS = text(
            (SELECT count(*) FROM removed), (SELECT count(*) FROM listed)
     """
 )
+_REFRESH_MONTHS = text(_REFRESH_MONTHS_SQL)
 
 
 @dataclass(frozen=True)

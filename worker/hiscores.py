@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from osutrack.schema import hiscores
+from osutrack.fields import PLAY_COLUMNS, PLAY_FIELDS, column_list, upsert_changed
 from osutrack.timefmt import v1_date
 from worker.upstream.models import TopPlay
 
@@ -63,63 +59,39 @@ def newhs_item(play: TopPlay, ranking: int) -> dict[str, Any]:
     }
 
 
-def known_score_ids(session: Session, user_id: int, mode: int) -> set[int]:
-    """Score ids of every play ever recorded for the user and mode."""
-    query = select(hiscores.c.score_id).where(
-        hiscores.c.user_id == user_id, hiscores.c.mode == mode
-    )
-    return set(session.scalars(query))
-
-
 # All of a player's fetched plays in one statement and one round trip: the rows travel as
-# arrays and are unnested server-side. Constant raw SQL (psycopg2 pyformat), so nothing is
-# compiled per update (building `.values(rows)` compiled a 100-row statement each time,
-# about 30 ms of CPU, and executemany sent 100 statements); `worker.updates.store_update`
-# sends it in one batch with the update's other writes. A play seen before keeps its row
-# and only gets its current pp; an unchanged row is not rewritten (no dead tuple).
-UPSERT_HISCORES_SQL = """
-    INSERT INTO hiscores (mode, score_id, user_id, beatmap_id, score, pp, mods, rank,
-                          score_time, update_time)
-    SELECT %(mode)s, play.score_id, %(user_id)s, play.beatmap_id, play.score, play.pp,
-           play.mods, play.rank, play.score_time, %(now)s
-    FROM unnest(CAST(%(score_ids)s AS bigint[]), CAST(%(beatmap_ids)s AS bigint[]),
-                CAST(%(scores)s AS bigint[]), CAST(%(pps)s AS double precision[]),
-                CAST(%(mods)s AS bigint[]), CAST(%(ranks)s AS text[]),
-                CAST(%(score_times)s AS timestamptz[]))
-         AS play(score_id, beatmap_id, score, pp, mods, rank, score_time)
-    ON CONFLICT (mode, score_id) DO UPDATE SET pp = EXCLUDED.pp
-    WHERE hiscores.pp IS DISTINCT FROM EXCLUDED.pp
-"""
-
-
-def hiscores_params(top_plays: list[TopPlay]) -> dict[str, Any] | None:
-    """The array parameters of `UPSERT_HISCORES_SQL` (besides mode, user_id and now) for
-    every play not on beatmap 0, or None when there is nothing to store."""
-    plays = [play for play in top_plays if play.beatmap_id != 0]
-    if not plays:
-        return None
-    return {
-        "score_ids": [play.score_id for play in plays],
-        "beatmap_ids": [play.beatmap_id for play in plays],
-        "scores": [play.score for play in plays],
-        "pps": [play.pp for play in plays],
-        "mods": [play.enabled_mods for play in plays],
-        "ranks": [play.rank for play in plays],
-        "score_times": [play.score_time for play in plays],
-    }
-
-
-def record_hiscores(
-    session: Session, user_id: int, mode: int, top_plays: list[TopPlay], now: datetime
-) -> None:
-    """Store every fetched play; a play seen before keeps its row and gets its current pp.
-
-    Keyed by (mode, score_id), so a redelivered update writes nothing twice. `update_time`
-    stays the time the play was first recorded.
-    """
-    params = hiscores_params(top_plays)
-    if params is None:
-        return
-    session.connection().exec_driver_sql(
-        UPSERT_HISCORES_SQL, {"mode": mode, "user_id": user_id, "now": now, **params}
+# arrays and are unnested server-side. Constant raw SQL (psycopg2 pyformat, declared
+# column names), so nothing is compiled per update (building `.values(rows)` compiled a
+# 100-row statement each time, about 30 ms of CPU, and executemany sent 100 statements);
+# `worker.update_store.write_plan` sends it in one batch with the update's other writes.
+# A play seen before keeps its row and only gets its current pp; an unchanged row is not
+# rewritten (no dead tuple). Keyed by (mode, score_id), so a redelivered update writes
+# nothing twice; `update_time` stays the time the play was first recorded.
+_UNNESTED = tuple(name for name in PLAY_FIELDS if name not in ("user_id", "update_time"))
+# TopPlay keeps the v1 name of the mods column.
+_PLAY_ATTRIBUTE = {"mods": "enabled_mods"}
+_SQL_TYPE = {column.name: column.sql_type for column in PLAY_COLUMNS}
+UPSERT_HISCORES_SQL = (
+    "INSERT INTO hiscores AS stored (mode, "  # noqa: S608
+    + column_list(PLAY_FIELDS)
+    + ") SELECT %(mode)s, "
+    + ", ".join(
+        {"user_id": "%(user_id)s", "update_time": "%(now)s"}.get(name, f"play.{name}")
+        for name in PLAY_FIELDS
     )
+    + " FROM unnest("
+    + ", ".join(f"CAST(%(play_{name})s AS {_SQL_TYPE[name]}[])" for name in _UNNESTED)
+    + ") AS play("
+    + column_list(_UNNESTED)
+    + ") "
+    + upsert_changed("stored", ("mode", "score_id"), ("pp",))
+)
+
+
+def hiscores_params(plays: Iterable[TopPlay]) -> dict[str, list[Any]]:
+    """The array parameters of `UPSERT_HISCORES_SQL` (besides mode, user_id and now)."""
+    listed = list(plays)
+    return {
+        f"play_{name}": [getattr(play, _PLAY_ATTRIBUTE.get(name, name)) for play in listed]
+        for name in _UNNESTED
+    }

@@ -9,7 +9,6 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
 from osutrack.schema import peaks, stats_snapshots
-from worker.upstream.models import PlayerStats
 from worker.watermarks import advance_watermark, database_now, read_watermark
 
 # The name of beat's peaks recompute in `job_watermarks`.
@@ -36,9 +35,15 @@ RECOMPUTE_STATEMENT_TIMEOUT = "20min"
 
 
 def record_peak(
-    session: Session, user_id: int, mode: int, stats: PlayerStats, captured_at: datetime
+    session: Session,
+    user_id: int,
+    mode: int,
+    global_rank: int,
+    accuracy: float,
+    captured_at: datetime,
 ) -> None:
-    """Fold one stored snapshot into the user's peaks, in the update's own transaction.
+    """Fold one stored snapshot's rank and accuracy into the user's peaks, in the update's
+    own transaction.
 
     As the original, a peak's timestamp is the LATEST time the best value was held, so an
     equal value moves the timestamp forward. Unranked snapshots are never stored, so they
@@ -47,9 +52,9 @@ def record_peak(
     statement = insert(peaks).values(
         user_id=user_id,
         mode=mode,
-        best_global_rank=stats.pp_rank,
+        best_global_rank=global_rank,
         best_rank_at=captured_at,
-        best_accuracy=stats.accuracy,
+        best_accuracy=accuracy,
         best_acc_at=captured_at,
     )
     new = statement.excluded

@@ -15,16 +15,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from osutrack.fields import UNRANKED
 from worker.schedule import Intervals, schedule_next_check, take_due
 from worker.stats import latest_stats
-from worker.updates import store_update
+from worker.update_store import store_update
 from worker.upstream import OsuClient
-from worker.upstream.models import Player, PlayerStats
+from worker.upstream.models import Player
 from worker.upstream.v2 import BATCH_MAX_IDS, V2Client
 
 log = logging.getLogger(__name__)
-
-UNRANKED = PlayerStats(0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0)
 
 
 def plan_refresh(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -29,7 +30,7 @@ def check_interval(idle: timedelta, intervals: Intervals) -> timedelta:
 
 
 # Raw SQL (psycopg2 pyformat), shared by `schedule_next_check` and the batched write of
-# `worker.updates.store_update`.
+# `worker.update_store.write_plan`.
 UPSERT_SCHEDULE_SQL = """
     INSERT INTO refresh_schedule (user_id, mode, last_checked_at, last_changed_at,
                                   next_check_at)
@@ -41,19 +42,24 @@ UPSERT_SCHEDULE_SQL = """
 """
 
 
-def schedule_params(
+@dataclass(frozen=True)
+class Schedule:
+    """A user-mode's refresh schedule after a check."""
+
+    last_changed_at: datetime
+    next_check_at: datetime
+
+
+def next_schedule(
     now: datetime, *, changed: bool, known_last_changed: datetime | None, intervals: Intervals
-) -> dict[str, datetime]:
-    """`last_changed_at` and `next_check_at` of a check at `now` (for UPSERT_SCHEDULE_SQL).
+) -> Schedule:
+    """The schedule after a check at `now` (written by UPSERT_SCHEDULE_SQL).
 
     `known_last_changed` is the stored `last_changed_at`, if any: it stays when the stats
     did not change.
     """
     last_changed = now if changed else known_last_changed or now
-    return {
-        "last_changed_at": last_changed,
-        "next_check_at": now + check_interval(now - last_changed, intervals),
-    }
+    return Schedule(last_changed, now + check_interval(now - last_changed, intervals))
 
 
 def schedule_next_check(
@@ -73,9 +79,9 @@ def schedule_next_check(
                 refresh_schedule.c.user_id == user_id, refresh_schedule.c.mode == mode
             )
         )
-    params = schedule_params(now, changed=changed, known_last_changed=known, intervals=intervals)
+    schedule = next_schedule(now, changed=changed, known_last_changed=known, intervals=intervals)
     session.connection().exec_driver_sql(
-        UPSERT_SCHEDULE_SQL, {"user_id": user_id, "mode": mode, "now": now, **params}
+        UPSERT_SCHEDULE_SQL, {"user_id": user_id, "mode": mode, "now": now, **asdict(schedule)}
     )
 
 

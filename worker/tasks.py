@@ -25,7 +25,7 @@ from worker.refresh import plan_refresh, refresh_user_modes
 from worker.retry import next_retry_at
 from worker.runtime import Runtime, runtime
 from worker.schedule import refresh_round_size
-from worker.updates import finished_result, update_user
+from worker.update_store import finished_result, update_user
 from worker.upstream.errors import BudgetExhausted, UpstreamError, is_transient
 from worker.upstream.limiter import COOLDOWN_KEY, REFRESH, upstream_priority
 

@@ -1,6 +1,6 @@
 """The same update job delivered twice while the first copy still runs: data written once.
 
-Mechanisms under test (worker/updates.py): the per-(user, mode) advisory lock serialises
+Mechanisms under test (worker/update_store.py): the per-(user, mode) advisory lock serialises
 the two copies, and the job id as idempotency key (`finished_updates`) must make the copy
 that comes second write nothing and publish the body the first one stored.
 """

@@ -33,12 +33,12 @@ from devstack.env import child_env
 from devstack.procs import free_port
 from devstack.services import PostgresServer, RedisServer
 from osutrack import jobs
+from osutrack.fields import STAT_FIELDS
 from osutrack.schema import finished_updates, hiscores, stats_snapshots, tracked_users
 from osutrack.settings import load_settings
 from support.processes import ALL_QUEUES, ManagedProcess, start_api, start_beat, start_worker
 from support.simulator import SimulatorClient, start_simulator
 from worker.upstream import make_client
-from worker.upstream.models import STAT_FIELDS
 
 # User ids of the fault tests only: other integration tests count up from 1,000,001.
 _user_ids = itertools.count(7_000_001)

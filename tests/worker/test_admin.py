@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from devstack.env import child_env
+from osutrack.fields import PlayerStats
 from osutrack.schema import (
     bestplays_month_changes,
     bestplays_month_lists,
@@ -20,8 +21,8 @@ from osutrack.schema import (
 )
 from worker.admin import USER_TABLES, delete_user_data, recompute_tables, refresh_all
 from worker.bestplays import refresh_month_lists
-from worker.updates import store_update
-from worker.upstream.models import Player, PlayerStats, TopPlay
+from worker.update_store import store_update
+from worker.upstream.models import Player, TopPlay
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 STATS = PlayerStats(10, 5, 1, 3, 1000, 2000, 500, 10.5, 100.0, 97.0, 0, 1, 2)

@@ -16,7 +16,7 @@ from osutrack.schema import refresh_schedule, stats_snapshots
 from osutrack.settings import load_settings, parse_refresh_intervals
 from worker.refresh import plan_refresh, refresh_user_modes
 from worker.schedule import check_interval, refresh_round_size
-from worker.updates import update_user
+from worker.update_store import update_user
 from worker.upstream import OsuClient, make_client
 
 INTERVALS = parse_refresh_intervals("1d=1h,7d=6h,*=7d")

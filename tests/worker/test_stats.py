@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from worker.stats import DIFF_FIELD_ORDER, leveled_up, stats_diff
-from worker.upstream.models import PlayerStats
+from osutrack.fields import DIFF_FIELD_ORDER, PlayerStats
+from worker.stats import leveled_up, stats_diff
 
 BEFORE = PlayerStats(
     count300=1000,

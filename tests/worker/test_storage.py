@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from osutrack.fields import DIFF_FIELD_ORDER, PlayerStats
 from osutrack.schema import bestplays, bestplays_refreshes, hiscores, peaks, stats_snapshots
 from worker.bestplays import refresh_bestplays
-from worker.hiscores import record_hiscores
-from worker.peaks import recompute_peaks, record_peak
-from worker.stats import record_snapshot
-from worker.upstream.models import PlayerStats, TopPlay
+from worker.peaks import recompute_peaks
+from worker.update_store import store_update
+from worker.upstream.models import Player, TopPlay
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STATS = PlayerStats(1000, 100, 10, 50, 5_000_000, 20_000_000, 8000, 99.5, 4000.0, 98.5, 3, 40, 60)
@@ -29,32 +30,39 @@ def _times(session: Session, user_id: int = USER, mode: int = 0) -> list[datetim
     return list(session.scalars(query))
 
 
+def _store(
+    session: Session,
+    stats: PlayerStats,
+    at: datetime,
+    plays: list[TopPlay] | None = None,
+    mode: int = 0,
+) -> dict[str, Any]:
+    return store_update(session, Player(USER, "u", stats), mode, plays, job_id=None, now=at)
+
+
 def test_unchanged_stretch_is_kept_as_first_and_last_seen(db_session: Session) -> None:
     for hour in range(4):
-        record_snapshot(db_session, USER, 0, STATS, T0 + timedelta(hours=hour))
+        _store(db_session, STATS, T0 + timedelta(hours=hour))
     assert _times(db_session) == [T0, T0 + timedelta(hours=3)]
 
 
 def test_a_change_starts_a_new_plateau(db_session: Session) -> None:
     changed = replace(STATS, playcount=51)
     sequence = [STATS, STATS, STATS, changed, changed, changed]
-    previous_seen = []
-    for hour, stats in enumerate(sequence):
-        previous, _ = record_snapshot(db_session, USER, 0, stats, T0 + timedelta(hours=hour))
-        previous_seen.append(previous)
+    bodies = [
+        _store(db_session, stats, T0 + timedelta(hours=hour)) for hour, stats in enumerate(sequence)
+    ]
     assert _times(db_session) == [T0 + timedelta(hours=h) for h in (0, 2, 3, 5)]
-    assert previous_seen[0] is None
-    assert previous_seen[3] == STATS
-    assert previous_seen[5] == changed
+    # Each update compares with the newest stored snapshot, plateau or not.
+    assert [body["first"] for body in bodies] == [True] + [False] * 5
+    assert [body["playcount"] for body in bodies] == [50, 0, 0, 1, 0, 0]
 
 
 def test_unranked_stats_are_not_stored(db_session: Session) -> None:
-    record_snapshot(db_session, USER, 0, STATS, T0)
-    previous, stored_at = record_snapshot(
-        db_session, USER, 0, replace(STATS, pp_rank=0), T0 + timedelta(hours=1)
-    )
-    assert stored_at is None
-    assert previous == STATS
+    _store(db_session, STATS, T0)
+    body = _store(db_session, replace(STATS, pp_rank=0), T0 + timedelta(hours=1))
+    assert not body["first"]
+    assert all(body[name] == 0 for name in DIFF_FIELD_ORDER)
     assert _times(db_session) == [T0]
 
 
@@ -74,9 +82,9 @@ def test_peaks_keep_the_latest_time_the_best_value_was_held(db_session: Session)
     sequence = [(100, 97.0), (50, 98.0), (80, 99.0), (50, 96.0)]
     for hour, (rank, accuracy) in enumerate(sequence):
         stats = replace(STATS, pp_rank=rank, accuracy=accuracy, playcount=hour)
-        _, stored_at = record_snapshot(db_session, USER, 0, stats, T0 + timedelta(hours=hour))
-        assert stored_at is not None
-        record_peak(db_session, USER, 0, stats, stored_at)
+        _store(db_session, stats, T0 + timedelta(hours=hour))
+    # An unranked update is no peak (and stores no snapshot).
+    _store(db_session, replace(STATS, pp_rank=0, accuracy=100.0), T0 + timedelta(hours=4))
     incremental = _peak(db_session)
     assert incremental == (50, T0 + timedelta(hours=3), 99.0, T0 + timedelta(hours=2))
     db_session.execute(peaks.delete())
@@ -108,9 +116,11 @@ def _play(score_id: int, pp: float, when: datetime, beatmap_id: int = 1) -> TopP
 
 def test_hiscores_are_written_once_and_follow_pp_reworks(db_session: Session) -> None:
     plays = [_play(1, 300.0, T0), _play(2, 200.0, T0, beatmap_id=2)]
-    record_hiscores(db_session, USER, 0, plays, T0)
+    _store(db_session, STATS, T0, plays)
     reworked = [replace(play, pp=play.pp * 1.5) for play in plays]
-    record_hiscores(db_session, USER, 0, reworked, T0 + timedelta(days=1))
+    # A play on beatmap 0 is never stored.
+    ignored = _play(3, 900.0, T0, beatmap_id=0)
+    _store(db_session, STATS, T0 + timedelta(days=1), [*reworked, ignored])
     rows = db_session.execute(
         select(hiscores.c.score_id, hiscores.c.pp, hiscores.c.update_time)
         .where(hiscores.c.user_id == USER)
@@ -129,7 +139,7 @@ def test_bestplays_orders_by_pp_then_time_then_id(db_session: Session) -> None:
         _play(10, 500.0, T0 + timedelta(days=1)),
         _play(40, 700.0, T0 + timedelta(days=5)),
     ]
-    record_hiscores(db_session, USER, 3, plays, T0)
+    _store(db_session, STATS, T0, plays, mode=3)
     assert refresh_bestplays(db_session, 3, 10_000, T0) == 4
     order = db_session.scalars(
         select(bestplays.c.score_id).where(bestplays.c.mode == 3).order_by(bestplays.c.position)

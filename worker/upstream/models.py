@@ -3,42 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
+
+from osutrack.fields import PlayerStats
 
 log = logging.getLogger(__name__)
 
 MODE_NAMES_V2 = ("osu", "taiko", "fruits", "mania")
-
-
-@dataclass(frozen=True)
-class PlayerStats:
-    """The 13 statistics osu!track records per snapshot, in the v1 meaning of each field.
-
-    `pp_rank` is 0 when the player has no global rank in the mode (v2 `global_rank` null,
-    v1 `pp_raw` 0); such stats are never stored as a snapshot.
-    """
-
-    count300: int
-    count100: int
-    count50: int
-    playcount: int
-    ranked_score: int
-    total_score: int
-    pp_rank: int
-    level: float
-    pp_raw: float
-    accuracy: float
-    count_rank_ss: int
-    count_rank_s: int
-    count_rank_a: int
-
-    @property
-    def is_ranked(self) -> bool:
-        return self.pp_rank > 0
-
-
-STAT_FIELDS: tuple[str, ...] = tuple(field.name for field in fields(PlayerStats))
 
 
 @dataclass(frozen=True)

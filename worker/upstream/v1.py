@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from osutrack.fields import PlayerStats
 from worker.upstream.http import NOT_FOUND, UpstreamHttp
-from worker.upstream.models import Player, PlayerStats, TopPlay, only_players_plays
+from worker.upstream.models import Player, TopPlay, only_players_plays
 from worker.upstream.parsing import (
     MAX_ID,
     MAX_PP,

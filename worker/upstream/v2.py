@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from osutrack.fields import PlayerStats
 from worker.upstream.errors import UpstreamAuthError
 from worker.upstream.http import NOT_FOUND, UpstreamHttp
-from worker.upstream.models import MODE_NAMES_V2, Player, PlayerStats, TopPlay, only_players_plays
+from worker.upstream.models import MODE_NAMES_V2, Player, TopPlay, only_players_plays
 from worker.upstream.mods import mods_bitmask
 from worker.upstream.parsing import (
     MAX_ID,
