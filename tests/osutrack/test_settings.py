@@ -171,7 +171,8 @@ def test_a_refused_replica_list_names_the_entry_and_shows_no_url() -> None:
         load_settings({"DATABASE_REPLICA_URLS": urls})
     message = str(refused.value)
     assert message.startswith("DATABASE_REPLICA_URLS is refused: entry 1 is not")
-    assert "first" not in message and "second" not in message and "db2" not in message
+    for secret_part in ("first", "second", "db2"):
+        assert secret_part not in message
 
 
 @pytest.mark.parametrize(
