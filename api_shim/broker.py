@@ -12,10 +12,12 @@ import threading
 import redis
 from celery import Celery
 
-from osutrack import jobs
-from osutrack.budget import Window, fleet_windows
-from osutrack.queue import WAITING_QUEUE, UpdateQueue
+from osutrack import tasknames
+from osutrack.budget import RateWindow, fleet_windows
+from osutrack.queue import UpdateQueue
+from osutrack.redis_client import redis_client
 from osutrack.settings import Settings
+from osutrack.tasknames import WAITING_QUEUE
 
 # Enqueueing gives up quickly when the broker is down: the request answers 503 and the
 # client retries, instead of a server thread sitting in kombu's reconnect loop.
@@ -37,7 +39,7 @@ class Broker:
         self._redis: redis.Redis | None = None
         self._celery: Celery | None = None
         self._queue: UpdateQueue | None = None
-        self.budget_windows: list[Window] = fleet_windows(settings.effective_rate_limit)
+        self.budget_windows: list[RateWindow] = fleet_windows(settings.effective_rate_limit)
 
     def _ensure_process(self) -> None:
         if self._pid != os.getpid():
@@ -52,7 +54,7 @@ class Broker:
         with self._lock:
             self._ensure_process()
             if self._redis is None:
-                self._redis = jobs.redis_client(self._settings)
+                self._redis = redis_client(self._settings)
             return self._redis
 
     @property
@@ -77,7 +79,7 @@ class Broker:
         """Queue attempt 0 of a job just created, behind the jobs accepted before it;
         raises if the broker is down. `UpdateQueue.release` hands it to the workers."""
         self.celery.send_task(
-            jobs.UPDATE_TASK_NAME,
+            tasknames.UPDATE_USER,
             args=[job_id, user_id, mode, 0],
             task_id=job_id,
             queue=WAITING_QUEUE,

@@ -19,7 +19,7 @@ TAGS = ["history"]
 
 
 def stats_history(
-    reader: Reader, user_id: int, mode: int, window: params.Window
+    reader: Reader, user_id: int, mode: int, window: params.DateWindow
 ) -> list[dict[str, Any]]:
     """The user's snapshots in the mode with `captured_at` inside `window`, oldest first.
 
@@ -37,7 +37,7 @@ def user_id_by_name(reader: Reader, username: str) -> int | None:
 
 
 def user_hiscores(
-    reader: Reader, user_id: int, mode: int, window: params.Window
+    reader: Reader, user_id: int, mode: int, window: params.DateWindow
 ) -> list[dict[str, Any]]:
     """Every recorded top play of the user in the mode, by `score_time` inside `window`."""
     rows = reader.fetch(queries.USER_HISCORES, (user_id, mode, *queries.window_bounds(window)))

@@ -10,19 +10,19 @@ from api_shim.docs import spec
 from api_shim.health import WORKER_KEY_PATTERN
 from api_shim.models import ErrorBody
 from api_shim.services import Services
-from osutrack import jobs, queue
 from osutrack import metrics as fleet_metrics
+from osutrack import tasknames
 from osutrack.schema import refresh_schedule
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The Celery queues in Redis: updates released to the workers, updates waiting for the
 # upstream budget (first attempts, then retries), the scheduled refresh, beat's upkeep.
 QUEUES = (
-    queue.UPDATE_QUEUE,
-    queue.WAITING_QUEUE,
-    queue.RETRY_QUEUE,
-    jobs.REFRESH_QUEUE,
-    jobs.MAINTENANCE_QUEUE,
+    tasknames.UPDATE_QUEUE,
+    tasknames.WAITING_QUEUE,
+    tasknames.RETRY_QUEUE,
+    tasknames.REFRESH_QUEUE,
+    tasknames.MAINTENANCE_QUEUE,
 )
 
 Gauges = dict[str, tuple[str, float]]

@@ -139,8 +139,8 @@ class StatsHistoryQuery(QueryModel):
         return {"user": user, "mode": mode, "from": window.start, "to": window.end}
 
     @property
-    def window(self) -> params.Window:
-        return params.Window(self.from_, self.to)
+    def window(self) -> params.DateWindow:
+        return params.DateWindow(self.from_, self.to)
 
 
 class HiscoresQuery(QueryModel):
@@ -176,8 +176,8 @@ class HiscoresQuery(QueryModel):
         }
 
     @property
-    def window(self) -> params.Window:
-        return params.Window(self.from_, self.to)
+    def window(self) -> params.DateWindow:
+        return params.DateWindow(self.from_, self.to)
 
 
 class BestPlaysQuery(QueryModel):
@@ -194,13 +194,13 @@ class BestPlaysQuery(QueryModel):
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
         mode = params.parse_mode(raw.get("mode"))
-        limit = params.parse_limit(raw.get("limit"))
+        limit = params.parse_row_limit(raw.get("limit"))
         window = params.parse_window(raw.get("from"), raw.get("to"))
         return {"mode": mode, "limit": limit, "from": window.start, "to": window.end}
 
     @property
-    def window(self) -> params.Window:
-        return params.Window(self.from_, self.to)
+    def window(self) -> params.DateWindow:
+        return params.DateWindow(self.from_, self.to)
 
 
 class ErrorBody(BaseModel):

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from api_shim.params import Window
+from api_shim.params import DateWindow
 from api_shim.reader import Prepared
 from api_shim.windows import MonthsPlan
 
 
-def window_bounds(window: Window) -> tuple[datetime | str, datetime | str]:
+def window_bounds(window: DateWindow) -> tuple[datetime | str, datetime | str]:
     """The inclusive bounds to bind for `window`, open ends as (-)infinity."""
     start: datetime | str = "-infinity" if window.start is None else window.start
     end: datetime | str = "infinity" if window.end is None else window.end

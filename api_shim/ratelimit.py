@@ -149,7 +149,7 @@ def limit_class(path: str) -> str | None:
     return None
 
 
-def parse_limit(text: str) -> tuple[Budget, ...]:
+def parse_budgets(text: str) -> tuple[Budget, ...]:
     """A setting like "5/minute" or "60/minute;2/second" as budgets; "off" or "" is none."""
     if text.strip().lower() in ("", "off"):
         return ()
@@ -237,8 +237,8 @@ class InboundLimiter:
         return cls(
             settings.redis_url,
             {
-                UPDATE: parse_limit(settings.rate_limit_update),
-                READ: parse_limit(settings.rate_limit_read),
+                UPDATE: parse_budgets(settings.rate_limit_update),
+                READ: parse_budgets(settings.rate_limit_read),
             },
         )
 

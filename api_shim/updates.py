@@ -21,7 +21,7 @@ from api_shim.ratelimit import InboundRateLimit
 from api_shim.respond import RETRY_AFTER_SECONDS, send_error, send_json
 from api_shim.services import Services
 from osutrack import jobs, queue
-from osutrack.budget import Window
+from osutrack.budget import RateWindow
 from osutrack.timefmt import iso_z
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _iso(moment: float | None) -> str | None:
     return None if moment is None else iso_z(datetime.fromtimestamp(moment, UTC))
 
 
-def place_of(client: redis.Redis, state: jobs.JobState, windows: list[Window]) -> queue.Place:
+def place_of(client: redis.Redis, state: jobs.JobState, windows: list[RateWindow]) -> queue.Place:
     """Where the job stands: its queue place while queued, else 0 and now."""
     if state.status == jobs.QUEUED:
         return queue.place_of(client, state.job_id, windows)
@@ -242,6 +242,8 @@ class JobResource:
         await self.on_get(req, resp, job_id)
 
 
-def _job_resource(client: redis.Redis, job_id: str, windows: list[Window]) -> dict[str, Any] | None:
+def _job_resource(
+    client: redis.Redis, job_id: str, windows: list[RateWindow]
+) -> dict[str, Any] | None:
     state = jobs.read_job(client, job_id)
     return None if state is None else job_body(state, place_of(client, state, windows))

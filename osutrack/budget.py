@@ -28,7 +28,7 @@ REQUESTS_PER_UPDATE = 2
 
 
 @dataclass(frozen=True)
-class Window:
+class RateWindow:
     """One limit of the budget: at most `limit` requests in any `period_ms` (the limit's
     period plus the send guard)."""
 
@@ -37,7 +37,7 @@ class Window:
     period_ms: int
 
 
-def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
+def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[RateWindow]:
     """The windows of a `limits`-notation rate ("60/minute;2/second"), scaled by `share`;
     none for "off"."""
     if rate_limit == "off":
@@ -48,7 +48,7 @@ def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
         period_ms = item.get_expiry() * 1000
         guard_ms = min(int(period_ms * SEND_GUARD_SHARE), MAX_SEND_GUARD_MS)
         windows.append(
-            Window(
+            RateWindow(
                 key=f"{BUDGET_KEY_PREFIX}:{name}:{item.amount}/{item.get_expiry()}s",
                 limit=max(1, int(item.amount * share)),
                 period_ms=period_ms + guard_ms,
@@ -57,12 +57,12 @@ def windows_of(rate_limit: str, name: str, share: float = 1.0) -> list[Window]:
     return windows
 
 
-def fleet_windows(rate_limit: str) -> list[Window]:
+def fleet_windows(rate_limit: str) -> list[RateWindow]:
     """The windows every upstream request takes a slot from."""
     return windows_of(rate_limit, "all")
 
 
-def sustained_rate(windows: list[Window]) -> float | None:
+def sustained_rate(windows: list[RateWindow]) -> float | None:
     """Requests per second the budget allows over time (its tightest window); None when
     there is no budget."""
     if not windows:

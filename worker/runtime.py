@@ -9,8 +9,8 @@ import redis
 from sqlalchemy import Engine
 
 from osutrack.budget import fleet_windows
-from osutrack.jobs import redis_client
 from osutrack.queue import UpdateQueue
+from osutrack.redis_client import redis_client
 from osutrack.settings import Settings, load_settings
 from worker.db import engine_for_process
 from worker.upstream import OsuClient, make_client

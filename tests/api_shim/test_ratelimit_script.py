@@ -11,14 +11,14 @@ import math
 
 import redis
 
-from api_shim.ratelimit import KEY_PREFIX, UPDATE, InboundLimiter, parse_limit
+from api_shim.ratelimit import KEY_PREFIX, UPDATE, InboundLimiter, parse_budgets
 
 CLIENT = "198.51.100.7"
 DAY_MS = 86_400_000
 
 
 def _limiter(redis_url: str, limit: str) -> InboundLimiter:
-    return InboundLimiter(redis_url, {UPDATE: parse_limit(limit)})
+    return InboundLimiter(redis_url, {UPDATE: parse_budgets(limit)})
 
 
 def _key(label: str, client: str = CLIENT) -> str:

@@ -18,7 +18,7 @@ from api_shim.ratelimit import (
     _binding,
     client_key,
     limit_class,
-    parse_limit,
+    parse_budgets,
     verdicts_of,
 )
 
@@ -47,12 +47,12 @@ def test_limit_class(path: str, expected: str | None) -> None:
     assert limit_class(path) == expected
 
 
-def test_parse_limit() -> None:
-    assert parse_limit("off") == ()
-    assert parse_limit("") == ()
-    assert parse_limit("5/minute") == (Budget(5, 60),)
-    assert parse_limit("60/minute;2/second") == (Budget(60, 60), Budget(2, 1))
-    assert parse_limit("10/2 hours") == (Budget(10, 7200),)
+def test_parse_budgets() -> None:
+    assert parse_budgets("off") == ()
+    assert parse_budgets("") == ()
+    assert parse_budgets("5/minute") == (Budget(5, 60),)
+    assert parse_budgets("60/minute;2/second") == (Budget(60, 60), Budget(2, 1))
+    assert parse_budgets("10/2 hours") == (Budget(10, 7200),)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_verdicts_of_a_script_reply() -> None:
 
 
 def test_unlimited_class_touches_nothing() -> None:
-    limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: (), READ: parse_limit("off")})
+    limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: (), READ: parse_budgets("off")})
     assert limiter.hit(UPDATE, "198.51.100.1") is None
     assert limiter.hit(READ, "198.51.100.1") is None
     assert not limiter.limits(UPDATE)
@@ -107,7 +107,7 @@ def test_unlimited_class_touches_nothing() -> None:
 
 
 def test_redis_down_fails_open_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: parse_limit("1/minute")})
+    limiter = InboundLimiter("redis://127.0.0.1:9/0", {UPDATE: parse_budgets("1/minute")})
     with caplog.at_level(logging.WARNING, logger="api_shim.ratelimit"):
         for _ in range(3):
             assert limiter.hit(UPDATE, "198.51.100.1") is None

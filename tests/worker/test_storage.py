@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from osutrack.schema import bestplays, bestplays_refreshes, hiscores, peaks, stats_snapshots
-from worker.bestplays import refresh_bestplays
+from worker.bestplays import rebuild_bestplays
 from worker.hiscores import record_hiscores
 from worker.peaks import recompute_peaks, record_peak
 from worker.stats import record_snapshot
@@ -130,7 +130,7 @@ def test_bestplays_orders_by_pp_then_time_then_id(db_session: Session) -> None:
         _play(40, 700.0, T0 + timedelta(days=5)),
     ]
     record_hiscores(db_session, USER, 3, plays, T0)
-    assert refresh_bestplays(db_session, 3, 10_000, T0) == 4
+    assert rebuild_bestplays(db_session, 3, 10_000, T0) == 4
     order = db_session.scalars(
         select(bestplays.c.score_id).where(bestplays.c.mode == 3).order_by(bestplays.c.position)
     ).all()
@@ -142,7 +142,7 @@ def test_bestplays_orders_by_pp_then_time_then_id(db_session: Session) -> None:
     ).one()
     assert tuple(refreshed) == (4, 10_000)
     # A second refresh replaces the table instead of adding to it.
-    refresh_bestplays(db_session, 3, 10_000, T0)
+    rebuild_bestplays(db_session, 3, 10_000, T0)
     count = db_session.scalar(
         select(func.count()).select_from(bestplays).where(bestplays.c.mode == 3)
     )

@@ -26,6 +26,8 @@ from worker.upstream.token import TokenProvider
 API_VERSION_HEADER = "20240923"
 # The users endpoint takes at most 50 ids per request.
 BATCH_MAX_IDS = 50
+# A known user with no statistics in a mode.
+UNRANKED = PlayerStats(0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0, 0, 0)
 
 
 def stats_from_v2(statistics: Any) -> PlayerStats:
@@ -188,3 +190,19 @@ class V2Client:
                 if rulesets.get(name) is not None
             }
         return found
+
+    def fetch_players(
+        self, user_modes: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], Player | None]:
+        """Each user-mode's player from one batch request for up to 50 players."""
+        found = self.fetch_players_batch(sorted({user_id for user_id, _ in user_modes}))
+        players: dict[tuple[int, int], Player | None] = {}
+        for user_id, mode in user_modes:
+            modes = found.get(user_id)
+            if modes is None:
+                players[(user_id, mode)] = None
+            else:
+                # Known user with no statistics in this mode: unranked there.
+                username = next(iter(modes.values())).username if modes else ""
+                players[(user_id, mode)] = modes.get(mode) or Player(user_id, username, UNRANKED)
+        return players
