@@ -11,6 +11,7 @@ from api_shim import params, queries
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Hiscore, HiscoresQuery, StatsHistoryQuery, StatsSnapshot
+from api_shim.ratelimit import READ
 from api_shim.reader import Reader
 from api_shim.respond import send_json
 from api_shim.services import Services
@@ -48,6 +49,8 @@ def user_hiscores(
 class StatsHistoryResource:
     """GET /stats_history."""
 
+    rate_limit = READ
+
     def __init__(self, services: Services) -> None:
         self._services = services
 
@@ -80,6 +83,8 @@ class StatsHistoryResource:
 
 class HiscoresResource:
     """GET /hiscores."""
+
+    rate_limit = READ
 
     def __init__(self, services: Services) -> None:
         self._services = services

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from api_shim.docs import spec
 from api_shim.health import WORKER_KEY_PATTERN
 from api_shim.models import ErrorBody
+from api_shim.ratelimit import UNLIMITED
 from api_shim.services import Services
 from osutrack import metrics as fleet_metrics
 from osutrack import tasknames
@@ -35,6 +36,8 @@ def coverage_ratio(tracked: int, checked_in_time: int) -> float:
 
 class MetricsResource:
     """GET /metrics: counters recorded by every process, plus gauges read now."""
+
+    rate_limit = UNLIMITED
 
     def __init__(self, services: Services) -> None:
         self._services = services

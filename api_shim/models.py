@@ -2,7 +2,7 @@
 
 Query models run the rules of `api_shim.params` (`parse`), in the original check order.
 Requests are parsed with `from_params`, which runs those rules and builds the model without
-pydantic's validation (`api_shim.docs` routes spectree's request validation there): the
+pydantic's validation (`api_shim.query_parsing` routes spectree's request validation there): the
 rules only ever produce values the fields accept, so validating them again would only cost
 time on every request. The before-validator runs the same rules for anything that does
 validate a model. Body models only document the responses: bodies are built as plain

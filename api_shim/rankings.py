@@ -18,6 +18,7 @@ from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import BestPlay, BestPlaysQuery, ErrorBody, Peak, UserModeQuery
+from api_shim.ratelimit import READ
 from api_shim.reader import Reader
 from api_shim.respond import send_json
 from api_shim.services import Services
@@ -225,6 +226,8 @@ class BestPlays:
 class PeakResource:
     """GET /peak."""
 
+    rate_limit = READ
+
     def __init__(self, services: Services) -> None:
         self._services = services
 
@@ -252,6 +255,8 @@ class PeakResource:
 
 class BestPlaysResource:
     """GET /bestplays."""
+
+    rate_limit = READ
 
     def __init__(self, services: Services) -> None:
         self._services = services

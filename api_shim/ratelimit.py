@@ -7,6 +7,11 @@ response of a limited endpoint carries `RateLimit-Limit`, `RateLimit-Remaining` 
 before anything else looks at the request, so reads that fail validation count too; an
 update's only once it is a valid POST /update (`InboundRateLimit`).
 
+Each resource declares its class as a `rate_limit` attribute (UPDATE, READ or UNLIMITED),
+and the middleware reads it from the resource the request is routed to. The app's router
+(`DeclaredRateLimitRouter`) refuses a route whose resource declares none, so an endpoint
+cannot go unthrottled because someone forgot it.
+
 Each budget is a sliding window counter: the count of the current fixed window plus the
 previous window's count weighted by the share of it still inside the sliding window. Unlike
 a fixed window it does not let a client spend two windows' worth across a boundary (10
@@ -32,9 +37,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import falcon
 import redis
+from falcon.routing import CompiledRouter
 from limits import parse_many
 
 from api_shim.client_ip import IPNetwork, client_ip
@@ -45,10 +52,8 @@ log = logging.getLogger(__name__)
 
 UPDATE = "update"
 READ = "read"
-
-UPDATE_PATHS = frozenset({"/update"})
-READ_PATHS = frozenset({"/stats_history", "/hiscores", "/peak", "/bestplays"})
-READ_PREFIXES = ("/jobs/",)
+UNLIMITED = "none"
+RATE_LIMIT_CLASSES = frozenset({UPDATE, READ, UNLIMITED})
 
 KEY_PREFIX = "osutrack:inbound"
 # A limiter that cannot answer quickly is treated as down (fail open), so a stalled Redis
@@ -140,13 +145,35 @@ class Budget:
         return f"{self.amount}/{self.period_seconds}s"
 
 
-def limit_class(path: str) -> str | None:
-    """UPDATE or READ for a limited path, None for operator and unknown paths."""
-    if path in UPDATE_PATHS:
-        return UPDATE
-    if path in READ_PATHS or path.startswith(READ_PREFIXES):
-        return READ
-    return None
+class UndeclaredRateLimit(TypeError):
+    """A route's resource does not declare its rate-limit class."""
+
+
+def declared_rate_limit(resource: object) -> str:
+    """The `rate_limit` class `resource` declares; `UndeclaredRateLimit` when it has none."""
+    declared = getattr(resource, "rate_limit", None)
+    if declared not in RATE_LIMIT_CLASSES:
+        raise UndeclaredRateLimit(
+            f"{type(resource).__name__} must declare rate_limit as one of "
+            f"{sorted(RATE_LIMIT_CLASSES)}, not {declared!r}"
+        )
+    return str(declared)
+
+
+class DeclaredRateLimitRouter(CompiledRouter):
+    """Falcon's router, refusing every resource without a rate-limit declaration."""
+
+    def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
+        declared_rate_limit(resource)
+        super().add_route(uri_template, resource, **kwargs)
+
+    def limit_class(self, path: str) -> str | None:
+        """UPDATE or READ for a limited path, None for unlimited and unknown paths."""
+        found = self.find(path)
+        if found is None:
+            return None
+        declared = declared_rate_limit(found[0])
+        return None if declared == UNLIMITED else declared
 
 
 def parse_budgets(text: str) -> tuple[Budget, ...]:
@@ -299,8 +326,14 @@ class InboundRateLimit:
     the updates it means.
     """
 
-    def __init__(self, limiter: InboundLimiter, trusted_proxies: Sequence[IPNetwork]) -> None:
+    def __init__(
+        self,
+        limiter: InboundLimiter,
+        trusted_proxies: Sequence[IPNetwork],
+        router: DeclaredRateLimitRouter,
+    ) -> None:
         self._limiter = limiter
+        self._router = router
         trusted = tuple(trusted_proxies)
         # Cached per middleware, since the answer depends on its trusted proxies.
         self._client_of = functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)(
@@ -308,8 +341,10 @@ class InboundRateLimit:
         )
 
     async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        kind = limit_class(req.path)
-        if kind == READ:
+        # Falcon routes only after every middleware's process_request, so the routed
+        # resource is looked up here: the guards after this one never refuse an uncounted
+        # read.
+        if self._limiter.limits(READ) and self._router.limit_class(req.path) == READ:
             self._take(req, READ)
 
     def take_update(self, req: falcon.Request) -> None:

@@ -17,7 +17,7 @@ from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Job, JobError, UpdateDiff, UpdateQuery
 from api_shim.prefer import choose_wait, parse_prefer
-from api_shim.ratelimit import InboundRateLimit
+from api_shim.ratelimit import READ, UPDATE, InboundRateLimit
 from api_shim.respond import RETRY_AFTER_SECONDS, send_error, send_json
 from api_shim.services import Services
 from osutrack import jobs, queue
@@ -71,9 +71,11 @@ def job_body(state: jobs.JobState, place: queue.Place) -> dict[str, Any]:
 class UpdateResource:
     """POST /update: one job per user and mode in flight, shared by concurrent callers."""
 
-    def __init__(self, services: Services, rate_limit: InboundRateLimit) -> None:
+    rate_limit = UPDATE
+
+    def __init__(self, services: Services, inbound_limit: InboundRateLimit) -> None:
         self._services = services
-        self._rate_limit = rate_limit
+        self._inbound_limit = inbound_limit
 
     @spec.validate(
         query=UpdateQuery,
@@ -119,7 +121,7 @@ class UpdateResource:
             settings.update_wait_seconds,
             settings.update_wait_max_seconds,
         )
-        self._rate_limit.take_update(req)
+        self._inbound_limit.take_update(req)
         if choice.applied:
             resp.set_header("Preference-Applied", choice.applied)
         broker = self._services.broker
@@ -205,6 +207,8 @@ def _send_failure(resp: falcon.asgi.Response, state: jobs.JobState) -> None:
 
 class JobResource:
     """GET /jobs/{job_id}: the state of an update job."""
+
+    rate_limit = READ
 
     def __init__(self, services: Services) -> None:
         self._services = services
