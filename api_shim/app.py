@@ -8,13 +8,13 @@ from api_shim import errors
 from api_shim.client_ip import parse_trusted_proxies
 from api_shim.docs import spec
 from api_shim.health import HealthResource, PingResource
-from api_shim.history import HiscoresResource, StatsHistoryResource
+from api_shim.history_endpoints import HiscoresResource, StatsHistoryResource
 from api_shim.metrics import MetricsResource
 from api_shim.middleware import QueryStringGuard, ReadOnlyCors, Request
-from api_shim.rankings import BestPlaysResource, PeakResource
+from api_shim.ranking_endpoints import BestPlaysResource, PeakResource
 from api_shim.ratelimit import DeclaredRateLimitRouter, InboundLimiter, InboundRateLimit
 from api_shim.services import Services
-from api_shim.updates import JobResource, UpdateResource
+from api_shim.update_endpoints import JobResource, UpdateResource
 from osutrack.settings import Settings
 
 

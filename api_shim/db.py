@@ -3,7 +3,7 @@
 Granian forks its workers after importing the app, and a pooled connection must never be
 shared across a fork, so the engine is built on first use in each process (and rebuilt if
 the process id changes). The read endpoints use `reader` (raw per-thread connections,
-`api_shim.reader`); the engine serves the rest (health, metrics).
+`api_shim.read_connections`); the engine serves the rest (health, metrics).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 
 from sqlalchemy import Engine, create_engine
 
-from api_shim.reader import Reader
+from api_shim.read_connections import Reader
 from osutrack.settings import Settings
 
 POOL_SIZE = 5

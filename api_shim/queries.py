@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from api_shim.params import DateWindow
-from api_shim.reader import Prepared
+from api_shim.read_connections import Prepared
 from api_shim.windows import MonthsPlan
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from api_shim import queries
-from api_shim.reader import Prepared
+from api_shim.read_connections import Prepared
 from bench.scale_support import (
     RESULTS_ROOT,
     add_updates,

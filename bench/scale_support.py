@@ -26,7 +26,7 @@ import psycopg2
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from api_shim.reader import libpq_dsn
+from api_shim.read_connections import libpq_dsn
 from devstack.commands import api_command
 from devstack.env import child_env
 from devstack.procs import free_port, spawn, stop_process, wait_until
@@ -355,7 +355,7 @@ def time_rebuilds(database_url: str, *, since: datetime | None = None) -> dict[s
 
 def explain(database_url: str, statements: list[tuple[str, str, tuple[object, ...]]]) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of each (label, sql with %s, args), as markdown blocks,
-    with the session settings of the shim's read connections (`api_shim.reader`)."""
+    with the session settings of the shim's read connections (`api_shim.read_connections`)."""
     conn = psycopg2.connect(
         libpq(database_url), options="-c jit=off -c max_parallel_workers_per_gather=0"
     )

@@ -5,11 +5,11 @@ Run: `.venv/bin/python -m bench.window_plans --database-url URL [--mode 0] [--re
 
 For each window (a day, a month across a month boundary, three months, a year, ten years,
 a window inside one month) and limit (10000, 100), with the read connections' own settings
-(`api_shim.reader.Reader`: jit off, no parallel workers):
+(`api_shim.read_connections.Reader`: jit off, no parallel workers):
 
 - `one statement`: the Execution Time of EXPLAIN ANALYZE of `queries.BEST_PLAYS_LIVE`
   (the statement every uncovered window ran before the month lists), and the wall time
-  of building the body with it (`rankings.live_best_plays`);
+  of building the body with it (`ranking_endpoints.live_best_plays`);
 - `month lists`: the Execution Time of the first merge statement, and the wall time of
   `BestPlays._window_body` (the month-list lookup, the merge, and the exact retry when
   the lists could not tell): what an uncached window costs now.
@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from api_shim import queries, windows
 from api_shim.params import DateWindow
-from api_shim.rankings import BestPlays, live_best_plays
-from api_shim.reader import Reader
+from api_shim.ranking_endpoints import BestPlays, live_best_plays
+from api_shim.read_connections import Reader
 from worker.bestplays import rebuild_month_lists
 
 END_OF_DAY = (23, 59, 59, 999999)

@@ -15,7 +15,7 @@ import redis
 from falcon import testing
 
 from api_shim.app import create_app
-from api_shim.updates import QUEUE_FULL_RETRY_AFTER_SECONDS
+from api_shim.update_endpoints import QUEUE_FULL_RETRY_AFTER_SECONDS
 from osutrack import jobs, tasknames
 from osutrack.settings import load_settings
 

@@ -1,7 +1,7 @@
 """/bestplays answers for any window and limit equal a brute-force ranking of all hiscores.
 
 Runs the shim's own statements (`api_shim.queries`) and its table cache
-(`api_shim.rankings.BestPlays`) inside the test's transaction, against a precomputed table
+(`api_shim.ranking_endpoints.BestPlays`) inside the test's transaction, against a precomputed table
 and per-month lists much smaller than the data, so windows are answered from the table,
 from merged month lists, from hiscores, and from mixes of lists and exact edge parts.
 """
@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from api_shim.errors import ApiError
 from api_shim.params import DateWindow
-from api_shim.rankings import HEAVY_LOCK_KEY, BestPlays
-from api_shim.reader import Prepared, libpq_dsn
+from api_shim.ranking_endpoints import HEAVY_LOCK_KEY, BestPlays
+from api_shim.read_connections import Prepared, libpq_dsn
 from osutrack.schema import (
     bestplays_month_changes,
     bestplays_month_lists,

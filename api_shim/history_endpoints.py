@@ -12,7 +12,7 @@ from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Hiscore, HiscoresQuery, StatsHistoryQuery, StatsSnapshot
 from api_shim.ratelimit import READ
-from api_shim.reader import Reader
+from api_shim.read_connections import Reader
 from api_shim.respond import send_json
 from api_shim.services import Services
 

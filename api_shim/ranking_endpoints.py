@@ -19,7 +19,7 @@ from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import BestPlay, BestPlaysQuery, ErrorBody, Peak, UserModeQuery
 from api_shim.ratelimit import READ
-from api_shim.reader import Reader
+from api_shim.read_connections import Reader
 from api_shim.respond import send_json
 from api_shim.services import Services
 
