@@ -13,13 +13,14 @@ from api_shim.metrics import MetricsResource
 from api_shim.middleware import QueryStringGuard, ReadOnlyCors, Request
 from api_shim.ranking_endpoints import BestPlaysResource, PeakResource
 from api_shim.ratelimit import DeclaredRateLimitRouter, InboundLimiter, InboundRateLimit
-from api_shim.services import Services
+from api_shim.services import Services, StartServices
 from api_shim.update_endpoints import JobResource, UpdateResource
 from osutrack.settings import Settings
 
 
 def create_app(settings: Settings, *, reads_on_loop: bool = True) -> falcon.asgi.App:
-    """Build the app; Postgres, Redis and the broker are connected lazily on first use.
+    """Build the app; each process builds its Postgres, Redis and broker handles when it
+    starts serving (`Services.start`) and connects them on first use.
 
     Nothing is opened here, so the app can be created before Granian forks its workers.
     `reads_on_loop=False` moves the short reads to the thread pool (`Services.read`).
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, reads_on_loop: bool = True) -> falcon.asgi
         InboundLimiter.from_settings(settings), trusted_proxies, router
     )
     app.add_middleware(inbound_limit)
+    app.add_middleware(StartServices(services))
     app.add_middleware(ReadOnlyCors())
     app.add_middleware(QueryStringGuard())
     # `/update/` and `/update` are the same endpoint for clients that add a slash.

@@ -32,8 +32,6 @@ import functools
 import ipaddress
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -237,12 +235,15 @@ def verdicts_of(reply: Sequence[int], budgets: Sequence[Budget]) -> list[Verdict
 
 
 class _ProcessRedis:
-    """This process's Redis client and script handle (granian forks after the app is built)."""
+    """A Redis client and the script's handle, built in the process that uses them."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.pid = os.getpid()
-        self.client = client
-        self.script = client.register_script(SLIDING_WINDOW_SCRIPT)
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        )
+        self.script = self.client.register_script(SLIDING_WINDOW_SCRIPT)
 
 
 class InboundLimiter:
@@ -255,7 +256,6 @@ class InboundLimiter:
             kind: [value for b in budgets for value in (b.amount, b.period_seconds * 1000)]
             for kind, budgets in self._budgets.items()
         }
-        self._lock = threading.Lock()
         self._redis: _ProcessRedis | None = None
         self._last_warning = -math.inf
 
@@ -273,22 +273,17 @@ class InboundLimiter:
         """True when requests of class `kind` have a budget."""
         return kind in self._budgets
 
+    def start(self) -> None:
+        """Build this process's Redis client as the process starts serving (granian
+        forks its workers after the app is built)."""
+        self._process_redis()
+
     def _process_redis(self) -> _ProcessRedis:
         current = self._redis
-        if current is not None and current.pid == os.getpid():
-            return current
-        with self._lock:
-            if self._redis is None or self._redis.pid != os.getpid():
-                # A pool inherited across a fork belongs to the parent; a new one is built
-                # (redis-py's pool also checks its pid and never reuses such sockets).
-                self._redis = _ProcessRedis(
-                    redis.Redis.from_url(
-                        self._redis_url,
-                        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
-                        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-                    )
-                )
-            return self._redis
+        if current is None:
+            # Built on first use too, for a server that sends no lifespan startup.
+            current = self._redis = _ProcessRedis(self._redis_url)
+        return current
 
     def hit(self, kind: str, client: str) -> Verdict | None:
         """Take one request of class `kind` from `client`'s budget.
@@ -339,6 +334,9 @@ class InboundRateLimit:
         self._client_of = functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)(
             lambda peer, forwarded_for: client_ip(peer, forwarded_for, trusted)
         )
+
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        self._limiter.start()
 
     async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         # Falcon routes only after every middleware's process_request, so the routed
