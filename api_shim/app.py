@@ -7,9 +7,9 @@ import falcon.asgi
 from api_shim import errors
 from api_shim.client_ip import parse_trusted_proxies
 from api_shim.docs import spec
-from api_shim.health import HealthResource, PingResource
+from api_shim.health_endpoints import HealthResource, PingResource
 from api_shim.history_endpoints import HiscoresResource, StatsHistoryResource
-from api_shim.metrics import MetricsResource
+from api_shim.metrics_endpoint import MetricsResource
 from api_shim.middleware import QueryStringGuard, ReadOnlyCors, Request
 from api_shim.ranking_endpoints import BestPlaysResource, PeakResource
 from api_shim.ratelimit import DeclaredRateLimitRouter, InboundLimiter, InboundRateLimit

@@ -7,7 +7,7 @@ from spectree import Response
 from sqlalchemy import func, select
 
 from api_shim.docs import spec
-from api_shim.health import WORKER_KEY_PATTERN
+from api_shim.health_endpoints import WORKER_KEY_PATTERN
 from api_shim.models import ErrorBody
 from api_shim.ratelimit import UNLIMITED
 from api_shim.services import Services
