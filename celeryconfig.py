@@ -6,8 +6,7 @@ reason for each. See README's operations section for the queues.
 
 from __future__ import annotations
 
-from osutrack.jobs import MAINTENANCE_QUEUE, REFRESH_QUEUE, UPDATE_TASK_NAME
-from osutrack.queue import UPDATE_QUEUE
+from osutrack import tasknames
 from osutrack.settings import load_settings_or_exit
 
 # Read when Celery first looks at its configuration, as the worker or beat starts.
@@ -57,14 +56,8 @@ worker_cancel_long_running_tasks_on_connection_loss = True
 worker_soft_shutdown_timeout = 10.0
 worker_enable_soft_shutdown_on_idle = True
 
-task_default_queue = UPDATE_QUEUE
-task_routes = {
-    UPDATE_TASK_NAME: {"queue": UPDATE_QUEUE},
-    "osutrack.refresh_bestplays": {"queue": MAINTENANCE_QUEUE},
-    "osutrack.recompute_peaks": {"queue": MAINTENANCE_QUEUE},
-    "osutrack.schedule_refresh": {"queue": MAINTENANCE_QUEUE},
-    "osutrack.refresh_users": {"queue": REFRESH_QUEUE},
-}
+task_default_queue = tasknames.UPDATE_QUEUE
+task_routes = tasknames.TASK_ROUTES
 
 timezone = "UTC"
 enable_utc = True
@@ -77,18 +70,18 @@ redbeat_key_prefix = "osutrack:redbeat:"
 redbeat_lock_timeout = 60
 beat_max_loop_interval = 5
 beat_schedule = {
-    "refresh-bestplays": {
-        "task": "osutrack.refresh_bestplays",
+    "rebuild-bestplays": {
+        "task": tasknames.REBUILD_BESTPLAYS,
         "schedule": float(_settings.bestplays_refresh_seconds),
         "options": {"expires": max(_settings.bestplays_refresh_seconds * 0.9, 1.0)},
     },
     "schedule-refresh": {
-        "task": "osutrack.schedule_refresh",
+        "task": tasknames.SCHEDULE_REFRESH,
         "schedule": float(_settings.refresh_schedule_seconds),
         "options": {"expires": max(_settings.refresh_schedule_seconds * 0.9, 1.0)},
     },
     "recompute-peaks": {
-        "task": "osutrack.recompute_peaks",
+        "task": tasknames.RECOMPUTE_PEAKS,
         "schedule": float(_settings.peaks_recompute_seconds),
         "options": {"expires": max(_settings.peaks_recompute_seconds * 0.9, 1.0)},
     },

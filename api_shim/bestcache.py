@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from api_shim.params import Window
+from api_shim.params import DateWindow
 
 
 def json_array(pieces: Sequence[bytes]) -> bytes:
@@ -55,7 +55,7 @@ class TableCopy:
             pieces=tuple(orjson.dumps(dict(zip(keys, row[4:], strict=True))) for row in plays),
         )
 
-    def answer(self, window: Window, limit: int) -> bytes | None:
+    def answer(self, window: DateWindow, limit: int) -> bytes | None:
         """The body for `window` and `limit`, or None when the table cannot tell.
 
         The table holds the mode's top plays in answer order, so its first `limit` rows

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,26 +18,13 @@ T = TypeVar("T")
 
 
 class BlockingPool:
-    """A thread pool created on first use in each process (granian forks its workers)."""
+    """This process's thread pool; its threads start as work arrives."""
 
     def __init__(self, threads: int) -> None:
         self.threads = threads
-        self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def _current(self) -> ThreadPoolExecutor:
-        executor = self._executor
-        if executor is not None and self._pid == os.getpid():
-            return executor
-        with self._lock:
-            if self._executor is None or self._pid != os.getpid():
-                # A pool inherited across a fork has no threads in this process.
-                self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="api")
-                self._pid = os.getpid()
-            return self._executor
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="api")
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` on a pool thread; the caller's coroutine waits without a thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._current(), functools.partial(func, *args))
+        return await loop.run_in_executor(self._executor, functools.partial(func, *args))

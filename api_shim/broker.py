@@ -1,4 +1,4 @@
-"""Redis and the Celery producer, both created lazily once per process.
+"""Redis and the Celery producer of one API process.
 
 The shim only sends update tasks (by name, never importing the worker) and reads job
 state from Redis; it never waits on Celery results.
@@ -6,16 +6,15 @@ state from Redis; it never waits on Celery results.
 
 from __future__ import annotations
 
-import os
-import threading
-
 import redis
 from celery import Celery
 
-from osutrack import jobs
-from osutrack.budget import Window, fleet_windows
-from osutrack.queue import WAITING_QUEUE, UpdateQueue
+from osutrack import tasknames
+from osutrack.budget import RateWindow, fleet_windows
+from osutrack.queue import UpdateQueue
+from osutrack.redis_client import redis_client
 from osutrack.settings import Settings
+from osutrack.tasknames import WAITING_QUEUE
 
 # Enqueueing gives up quickly when the broker is down: the request answers 503 and the
 # client retries, instead of a server thread sitting in kombu's reconnect loop.
@@ -28,56 +27,25 @@ SEND_RETRY_POLICY = {
 
 
 class Broker:
-    """This process's Redis client (job state) and Celery app (task producer)."""
+    """This process's Redis client (job state), Celery app (task producer) and update queue.
+
+    Built at the process's start (`api_shim.services`); nothing connects before it is used.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lock = threading.Lock()
-        self._pid = 0
-        self._redis: redis.Redis | None = None
-        self._celery: Celery | None = None
-        self._queue: UpdateQueue | None = None
-        self.budget_windows: list[Window] = fleet_windows(settings.effective_rate_limit)
-
-    def _ensure_process(self) -> None:
-        if self._pid != os.getpid():
-            self._redis = None
-            self._celery = None
-            self._queue = None
-            self._pid = os.getpid()
-
-    @property
-    def redis(self) -> redis.Redis:
-        """The Redis client (decoded replies, its own connection pool)."""
-        with self._lock:
-            self._ensure_process()
-            if self._redis is None:
-                self._redis = jobs.redis_client(self._settings)
-            return self._redis
-
-    @property
-    def celery(self) -> Celery:
-        """A producer-only Celery app sending JSON messages to the Redis broker."""
-        with self._lock:
-            self._ensure_process()
-            if self._celery is None:
-                self._celery = _producer_app(self._settings)
-            return self._celery
-
-    @property
-    def queue(self) -> UpdateQueue:
-        """The update queue, to release jobs the budget has room for."""
-        client = self.redis
-        with self._lock:
-            if self._queue is None:
-                self._queue = UpdateQueue(client, self.budget_windows)
-            return self._queue
+        self.budget_windows: list[RateWindow] = fleet_windows(settings.effective_rate_limit)
+        # Decoded replies, its own connection pool.
+        self.redis: redis.Redis = redis_client(settings)
+        # A producer only, sending JSON messages to the Redis broker.
+        self.celery: Celery = _producer_app(settings)
+        # To release the jobs the budget has room for.
+        self.queue = UpdateQueue(self.redis, self.budget_windows)
 
     def send_update(self, job_id: str, user_id: int, mode: int) -> None:
         """Queue attempt 0 of a job just created, behind the jobs accepted before it;
         raises if the broker is down. `UpdateQueue.release` hands it to the workers."""
         self.celery.send_task(
-            jobs.UPDATE_TASK_NAME,
+            tasknames.UPDATE_USER,
             args=[job_id, user_id, mode, 0],
             task_id=job_id,
             queue=WAITING_QUEUE,

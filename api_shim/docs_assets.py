@@ -14,6 +14,8 @@ from pathlib import Path
 
 import falcon
 
+from api_shim.ratelimit import UNLIMITED
+
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
 # Every file the page loads, with its media type; nothing else of the package is served.
@@ -78,6 +80,8 @@ def asset(name: str) -> bytes | None:
 class DocsPageResource:
     """`GET /docs`."""
 
+    rate_limit = UNLIMITED
+
     def __init__(self, spec_url: str) -> None:
         self._page = docs_page(spec_url)
 
@@ -88,6 +92,8 @@ class DocsPageResource:
 
 class DocsAssetResource:
     """`GET /docs/assets/{name}`: one of `ASSET_TYPES`, else 404."""
+
+    rate_limit = UNLIMITED
 
     async def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         content = asset(name)

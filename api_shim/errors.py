@@ -25,7 +25,7 @@ REDIS_UNAVAILABLE = "redis unavailable"
 
 # Failures that mean "Postgres cannot answer right now": refused or dropped connections,
 # a statement cancelled by statement_timeout, or no pooled connection free in time. The
-# read endpoints use psycopg2 directly (`api_shim.reader`), so its errors are listed too.
+# read endpoints use psycopg2 directly (`api_shim.read_connections`), so its errors are listed too.
 DATABASE_DOWN_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,

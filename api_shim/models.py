@@ -2,7 +2,7 @@
 
 Query models run the rules of `api_shim.params` (`parse`), in the original check order.
 Requests are parsed with `from_params`, which runs those rules and builds the model without
-pydantic's validation (`api_shim.docs` routes spectree's request validation there): the
+pydantic's validation (`api_shim.query_parsing` routes spectree's request validation there): the
 rules only ever produce values the fields accept, so validating them again would only cost
 time on every request. The before-validator runs the same rules for anything that does
 validate a model. Body models only document the responses: bodies are built as plain
@@ -147,8 +147,8 @@ class StatsHistoryQuery(QueryModel):
         return {"user": user, "mode": mode, "from": window.start, "to": window.end}
 
     @property
-    def window(self) -> params.Window:
-        return params.Window(self.from_, self.to)
+    def window(self) -> params.DateWindow:
+        return params.DateWindow(self.from_, self.to)
 
 
 class HiscoresQuery(QueryModel):
@@ -184,8 +184,8 @@ class HiscoresQuery(QueryModel):
         }
 
     @property
-    def window(self) -> params.Window:
-        return params.Window(self.from_, self.to)
+    def window(self) -> params.DateWindow:
+        return params.DateWindow(self.from_, self.to)
 
 
 class BestPlaysQuery(QueryModel):
@@ -202,13 +202,13 @@ class BestPlaysQuery(QueryModel):
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
         mode = params.parse_mode(raw.get("mode"))
-        limit = params.parse_limit(raw.get("limit"))
+        limit = params.parse_row_limit(raw.get("limit"))
         window = params.parse_window(raw.get("from"), raw.get("to"))
         return {"mode": mode, "limit": limit, "from": window.start, "to": window.end}
 
     @property
-    def window(self) -> params.Window:
-        return params.Window(self.from_, self.to)
+    def window(self) -> params.DateWindow:
+        return params.DateWindow(self.from_, self.to)
 
 
 class ErrorBody(BaseModel):

@@ -53,7 +53,7 @@ class ParamError(ValueError):
 
 
 @dataclass(frozen=True)
-class Window:
+class DateWindow:
     """An inclusive UTC time range; a `None` end is unbounded."""
 
     start: datetime | None = None
@@ -125,7 +125,7 @@ def parse_user_mode(raw: RawParam) -> str:
     raise ParamError(USER_MODE_MESSAGE)
 
 
-def parse_limit(raw: RawParam) -> int:
+def parse_row_limit(raw: RawParam) -> int:
     """`limit` for /bestplays: 100 when absent, else an integer in 1..10000."""
     if raw is None:
         return DEFAULT_LIMIT
@@ -180,7 +180,7 @@ def parse_bound(raw: RawParam, name: str, *, end_of_day: bool) -> datetime | Non
         raise ParamError(date_message(name)) from None
 
 
-def parse_window(raw_from: RawParam, raw_to: RawParam) -> Window:
+def parse_window(raw_from: RawParam, raw_to: RawParam) -> DateWindow:
     """`from` and `to` together, at the precision times are printed; `from` later than
     `to` is an error.
 
@@ -194,7 +194,7 @@ def parse_window(raw_from: RawParam, raw_to: RawParam) -> Window:
     end = parse_bound(raw_to, "to", end_of_day=True)
     if start is not None and end is not None and start > end:
         raise ParamError(RANGE_MESSAGE)
-    return Window(_up_to_whole_second(start), _to_end_of_second(end))
+    return DateWindow(_up_to_whole_second(start), _to_end_of_second(end))
 
 
 def _up_to_whole_second(moment: datetime | None) -> datetime | None:

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from api_shim.params import Window
-from api_shim.reader import Prepared
+from api_shim.params import DateWindow
+from api_shim.read_connections import Prepared
 from api_shim.windows import MonthsPlan
 from osutrack.fields import (
     BEST_PLAY_FIELDS,
@@ -28,7 +28,7 @@ from osutrack.fields import (
 )
 
 
-def window_bounds(window: Window) -> tuple[datetime | str, datetime | str]:
+def window_bounds(window: DateWindow) -> tuple[datetime | str, datetime | str]:
     """The inclusive bounds to bind for `window`, open ends as (-)infinity."""
     start: datetime | str = "-infinity" if window.start is None else window.start
     end: datetime | str = "infinity" if window.end is None else window.end

@@ -7,6 +7,11 @@ response of a limited endpoint carries `RateLimit-Limit`, `RateLimit-Remaining` 
 before anything else looks at the request, so reads that fail validation count too; an
 update's only once it is a valid POST /update (`InboundRateLimit`).
 
+Each resource declares its class as a `rate_limit` attribute (UPDATE, READ or UNLIMITED),
+and the middleware reads it from the resource the request is routed to. The app's router
+(`DeclaredRateLimitRouter`) refuses a route whose resource declares none, so an endpoint
+cannot go unthrottled because someone forgot it.
+
 Each budget is a sliding window counter: the count of the current fixed window plus the
 previous window's count weighted by the share of it still inside the sliding window. Unlike
 a fixed window it does not let a client spend two windows' worth across a boundary (10
@@ -27,14 +32,14 @@ import functools
 import ipaddress
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import falcon
 import redis
+from falcon.routing import CompiledRouter
 
 from api_shim.client_ip import IPNetwork, client_ip
 from api_shim.errors import ApiError
@@ -44,10 +49,8 @@ log = logging.getLogger(__name__)
 
 UPDATE = "update"
 READ = "read"
-
-UPDATE_PATHS = frozenset({"/update"})
-READ_PATHS = frozenset({"/stats_history", "/hiscores", "/peak", "/bestplays"})
-READ_PREFIXES = ("/jobs/",)
+UNLIMITED = "none"
+RATE_LIMIT_CLASSES = frozenset({UPDATE, READ, UNLIMITED})
 
 KEY_PREFIX = "osutrack:inbound"
 # A limiter that cannot answer quickly is treated as down (fail open), so a stalled Redis
@@ -139,18 +142,40 @@ class Budget:
         return f"{self.amount}/{self.period_seconds}s"
 
 
-def limit_class(path: str) -> str | None:
-    """UPDATE or READ for a limited path, None for operator and unknown paths."""
-    if path in UPDATE_PATHS:
-        return UPDATE
-    if path in READ_PATHS or path.startswith(READ_PREFIXES):
-        return READ
-    return None
+class UndeclaredRateLimit(TypeError):
+    """A route's resource does not declare its rate-limit class."""
 
 
 def budgets_of(rate_limit: RateLimit) -> tuple[Budget, ...]:
     """The budgets of a rate-limit setting; none when it is off."""
     return tuple(Budget(rate.amount, rate.period_seconds) for rate in rate_limit.rates)
+
+
+def declared_rate_limit(resource: object) -> str:
+    """The `rate_limit` class `resource` declares; `UndeclaredRateLimit` when it has none."""
+    declared = getattr(resource, "rate_limit", None)
+    if declared not in RATE_LIMIT_CLASSES:
+        raise UndeclaredRateLimit(
+            f"{type(resource).__name__} must declare rate_limit as one of "
+            f"{sorted(RATE_LIMIT_CLASSES)}, not {declared!r}"
+        )
+    return str(declared)
+
+
+class DeclaredRateLimitRouter(CompiledRouter):
+    """Falcon's router, refusing every resource without a rate-limit declaration."""
+
+    def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
+        declared_rate_limit(resource)
+        super().add_route(uri_template, resource, **kwargs)
+
+    def limit_class(self, path: str) -> str | None:
+        """UPDATE or READ for a limited path, None for unlimited and unknown paths."""
+        found = self.find(path)
+        if found is None:
+            return None
+        declared = declared_rate_limit(found[0])
+        return None if declared == UNLIMITED else declared
 
 
 @functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)
@@ -207,12 +232,15 @@ def verdicts_of(reply: Sequence[int], budgets: Sequence[Budget]) -> list[Verdict
 
 
 class _ProcessRedis:
-    """This process's Redis client and script handle (granian forks after the app is built)."""
+    """A Redis client and the script's handle, built in the process that uses them."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.pid = os.getpid()
-        self.client = client
-        self.script = client.register_script(SLIDING_WINDOW_SCRIPT)
+    def __init__(self, redis_url: str) -> None:
+        self.client = redis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        )
+        self.script = self.client.register_script(SLIDING_WINDOW_SCRIPT)
 
 
 class InboundLimiter:
@@ -225,7 +253,6 @@ class InboundLimiter:
             kind: [value for b in budgets for value in (b.amount, b.period_seconds * 1000)]
             for kind, budgets in self._budgets.items()
         }
-        self._lock = threading.Lock()
         self._redis: _ProcessRedis | None = None
         self._last_warning = -math.inf
 
@@ -243,22 +270,17 @@ class InboundLimiter:
         """True when requests of class `kind` have a budget."""
         return kind in self._budgets
 
+    def start(self) -> None:
+        """Build this process's Redis client as the process starts serving (granian
+        forks its workers after the app is built)."""
+        self._process_redis()
+
     def _process_redis(self) -> _ProcessRedis:
         current = self._redis
-        if current is not None and current.pid == os.getpid():
-            return current
-        with self._lock:
-            if self._redis is None or self._redis.pid != os.getpid():
-                # A pool inherited across a fork belongs to the parent; a new one is built
-                # (redis-py's pool also checks its pid and never reuses such sockets).
-                self._redis = _ProcessRedis(
-                    redis.Redis.from_url(
-                        self._redis_url,
-                        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
-                        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-                    )
-                )
-            return self._redis
+        if current is None:
+            # Built on first use too, for a server that sends no lifespan startup.
+            current = self._redis = _ProcessRedis(self._redis_url)
+        return current
 
     def hit(self, kind: str, client: str) -> Verdict | None:
         """Take one request of class `kind` from `client`'s budget.
@@ -296,17 +318,28 @@ class InboundRateLimit:
     the updates it means.
     """
 
-    def __init__(self, limiter: InboundLimiter, trusted_proxies: Sequence[IPNetwork]) -> None:
+    def __init__(
+        self,
+        limiter: InboundLimiter,
+        trusted_proxies: Sequence[IPNetwork],
+        router: DeclaredRateLimitRouter,
+    ) -> None:
         self._limiter = limiter
+        self._router = router
         trusted = tuple(trusted_proxies)
         # Cached per middleware, since the answer depends on its trusted proxies.
         self._client_of = functools.lru_cache(maxsize=CLIENT_CACHE_SIZE)(
             lambda peer, forwarded_for: client_ip(peer, forwarded_for, trusted)
         )
 
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        self._limiter.start()
+
     async def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        kind = limit_class(req.path)
-        if kind == READ:
+        # Falcon routes only after every middleware's process_request, so the routed
+        # resource is looked up here: the guards after this one never refuse an uncounted
+        # read.
+        if self._limiter.limits(READ) and self._router.limit_class(req.path) == READ:
             self._take(req, READ)
 
     def take_update(self, req: falcon.Request) -> None:

@@ -34,7 +34,7 @@ import psycopg2.errors
 import psycopg2.extensions
 import redis
 
-from api_shim.reader import Prepared, Reader, libpq_dsn
+from api_shim.read_connections import Prepared, Reader, libpq_dsn
 from osutrack import write_marks
 from osutrack.settings import Settings
 
@@ -166,7 +166,7 @@ class ReadRouting:
             for index, url in enumerate(settings.database_replica_urls)
         )
         self._lock = threading.Lock()
-        self._pid = 0
+        self._checking = False
         self._redis: redis.Redis | None = None
         # (monotonic time, primary's flushed position), kept as long as a lag can matter.
         self._samples: deque[tuple[float, int]] = deque()
@@ -224,21 +224,15 @@ class ReadRouting:
         return client
 
     def _ensure_checking(self) -> None:
-        """Start this process's checker (granian forks after the app is built)."""
-        if self._pid == os.getpid():
+        """Start the checker on first use (this object belongs to one API process: it is
+        built with the process's resources, after granian forks)."""
+        if self._checking:
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._checking:
                 return
-            # Whatever was inherited across a fork belongs to the parent.
-            self._redis = None
-            self._samples = deque()
-            self._primary_probe = _Probe(self._settings.database_url)
-            for replica in self._replicas:
-                replica.status = ReplicaStatus()
-                replica.probe = _Probe(replica.url)
             threading.Thread(target=self._check_forever, name="replica-check", daemon=True).start()
-            self._pid = os.getpid()
+            self._checking = True
 
     def _check_forever(self) -> None:
         while True:

@@ -16,27 +16,63 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Services:
-    """Built once by `create_app`; the connections inside open lazily per process."""
+class ProcessResources:
+    """The connections and threads of one API process."""
 
-    settings: Settings
     database: Database
     broker: Broker
     blocking: BlockingPool
     job_waits: JobWaits
-    reads_on_loop: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, reads_on_loop: bool = True) -> Services:
+    def build(cls, settings: Settings) -> ProcessResources:
         blocking = BlockingPool(settings.api_threads)
         return cls(
-            settings,
             Database(settings),
             Broker(settings),
             blocking,
             JobWaits(settings.redis_url, blocking),
-            reads_on_loop,
         )
+
+
+class Services:
+    """Built once by `create_app`, before granian forks its workers; each process then
+    builds its own `ProcessResources` as it starts serving (`start`, on the ASGI lifespan
+    startup), so no connection, pool or thread crosses a fork."""
+
+    def __init__(self, settings: Settings, *, reads_on_loop: bool = True) -> None:
+        self.settings = settings
+        self.reads_on_loop = reads_on_loop
+        self._process: ProcessResources | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, reads_on_loop: bool = True) -> Services:
+        return cls(settings, reads_on_loop=reads_on_loop)
+
+    def start(self) -> ProcessResources:
+        """This process's resources, built on the first call (later calls: the lifespan
+        of a test client, which starts once per request, or a server without lifespan
+        events, whose first request builds them)."""
+        current = self._process
+        if current is None:
+            current = self._process = ProcessResources.build(self.settings)
+        return current
+
+    @property
+    def database(self) -> Database:
+        return self.start().database
+
+    @property
+    def broker(self) -> Broker:
+        return self.start().broker
+
+    @property
+    def blocking(self) -> BlockingPool:
+        return self.start().blocking
+
+    @property
+    def job_waits(self) -> JobWaits:
+        return self.start().job_waits
 
     async def read(self, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)`: a short Postgres read (/stats_history, /hiscores, /peak, and
@@ -50,3 +86,13 @@ class Services:
         if self.reads_on_loop:
             return func(*args)
         return await self.blocking.run(func, *args)
+
+
+class StartServices:
+    """Falcon middleware: builds the process's `Services` resources at lifespan startup."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    async def process_startup(self, scope: Any, event: Any) -> None:
+        self._services.start()

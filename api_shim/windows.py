@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from api_shim.params import Window
+from api_shim.params import DateWindow
 
 # The last instant of a window part (windows are inclusive, at microsecond resolution).
 TICK = timedelta(microseconds=1)
@@ -81,7 +81,7 @@ def next_month(month: datetime) -> datetime:
 
 
 def plan_window(
-    window: Window,
+    window: DateWindow,
     limit: int,
     span: tuple[datetime, datetime],
     lists: dict[datetime, MonthList],

@@ -37,7 +37,7 @@ from devstack.commands import (
 from devstack.env import child_env
 from devstack.procs import free_port, port_open, spawn, stop_processes, tail, wait_until
 from devstack.services import PostgresServer, RedisServer
-from osutrack import jobs, queue
+from osutrack import jobs, tasknames
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +197,7 @@ class Stack:
         messages: a worker shutting down hands the task it was running back to its queue,
         and one that was killed leaves it there for a later worker to restore.
         """
-        queued = (queue.UPDATE_QUEUE, jobs.REFRESH_QUEUE, *KOMBU_UNACKED_KEYS)
+        queued = (tasknames.UPDATE_QUEUE, tasknames.REFRESH_QUEUE, *KOMBU_UNACKED_KEYS)
         client = self.redis()
         try:
             client.delete(*queued)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from api_shim import queries
-from api_shim.reader import Prepared
+from api_shim.read_connections import Prepared
 from bench.scale_support import (
     RESULTS_ROOT,
     add_updates,
@@ -43,7 +43,7 @@ from bench.scale_support import (
     running_api,
     start_wrk,
     stop_background,
-    time_refreshes,
+    time_rebuilds,
 )
 
 # Lua: `&from=&to=` of a window of `days` + 1 days starting on a random day of the seeded
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "--refresh-updates",
         type=int,
         default=0,
-        help="commit this many synthetic updates, then time the beat refreshes",
+        help="commit this many synthetic updates, then time the beat rebuilds",
     )
     parser.add_argument(
         "--refresh-spread-days",
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=3,
             spread_days=args.refresh_spread_days,
         )
-        timings = time_refreshes(args.database_url, since=updates_since)
+        timings = time_rebuilds(args.database_url, since=updates_since)
         (out / "refresh.json").write_text(json.dumps(timings))
         print(f"refresh after {args.refresh_updates} updates:", timings)
     if args.skip_load:

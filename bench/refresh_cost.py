@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bench.budget_support import Stack, exit_on_sigterm, machine_description, print_flush
-from osutrack.jobs import redis_client
+from osutrack.redis_client import redis_client
 from osutrack.schema import stats_snapshots
 from osutrack.settings import Settings, load_settings
 

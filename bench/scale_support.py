@@ -26,12 +26,12 @@ import psycopg2
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from api_shim.reader import libpq_dsn
+from api_shim.read_connections import libpq_dsn
 from devstack.commands import api_command
 from devstack.env import child_env
 from devstack.procs import free_port, spawn, stop_process, wait_until
 from devstack.services import PostgresServer, RedisServer
-from worker.bestplays import refresh_bestplays, refresh_month_lists
+from worker.bestplays import rebuild_bestplays, rebuild_month_lists
 from worker.peaks import recompute_peaks
 
 HOST = "127.0.0.1"
@@ -315,10 +315,10 @@ def add_updates(
         conn.close()
 
 
-def time_refreshes(database_url: str, *, since: datetime | None = None) -> dict[str, float]:
-    """Seconds for beat's bestplays refresh of mode 0, month lists and table (twice: after
+def time_rebuilds(database_url: str, *, since: datetime | None = None) -> dict[str, float]:
+    """Seconds for beat's bestplays rebuild of mode 0, month lists and table (twice: after
     the new plays, then with nothing new), and for the peaks recompute, each in its own
-    transaction; the number of month lists each refresh ranked again.
+    transaction; the number of month lists each rebuild ranked again.
 
     The peaks recompute is timed for the user-modes with snapshots captured at or after
     `since` (what beat's incremental run does; pass the moment before `add_updates`), with
@@ -331,12 +331,12 @@ def time_refreshes(database_url: str, *, since: datetime | None = None) -> dict[
             # What beat's bestplays task does for a mode: the month lists, then the table.
             began = time.monotonic()
             with Session(engine) as session, session.begin():
-                months = refresh_month_lists(session, 0, 10_000, datetime.now(UTC))
+                months = rebuild_month_lists(session, 0, 10_000, datetime.now(UTC))
             timings[f"month_lists_{label}_s"] = round(time.monotonic() - began, 3)
             timings[f"month_lists_{label}_months"] = months.months
             began = time.monotonic()
             with Session(engine) as session, session.begin():
-                refresh_bestplays(session, 0, 10_000, datetime.now(UTC))
+                rebuild_bestplays(session, 0, 10_000, datetime.now(UTC))
             timings[f"bestplays_{label}_s"] = round(time.monotonic() - began, 3)
         if since is not None:
             began = time.monotonic()
@@ -355,7 +355,7 @@ def time_refreshes(database_url: str, *, since: datetime | None = None) -> dict[
 
 def explain(database_url: str, statements: list[tuple[str, str, tuple[object, ...]]]) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of each (label, sql with %s, args), as markdown blocks,
-    with the session settings of the shim's read connections (`api_shim.reader`)."""
+    with the session settings of the shim's read connections (`api_shim.read_connections`)."""
     conn = psycopg2.connect(
         libpq(database_url), options="-c jit=off -c max_parallel_workers_per_gather=0"
     )

@@ -47,7 +47,7 @@ from devstack.commands import migrate_command
 from devstack.env import child_env
 from osutrack.schema import hiscores, stats_snapshots
 from worker.admin import EVERY_MONTH
-from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
+from worker.bestplays import MODES, rebuild_bestplays, rebuild_month_lists
 
 SIZES = {"small": 10_000, "large": 200_000}
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -259,7 +259,7 @@ def seed(database_url: str, users: int, seed_value: int) -> dict[str, Any]:
                 step = time.monotonic()
                 with Session(engine) as session, session.begin():
                     built = {
-                        mode: refresh_bestplays(session, mode, TABLE_SIZE, datetime.now(UTC))
+                        mode: rebuild_bestplays(session, mode, TABLE_SIZE, datetime.now(UTC))
                         for mode in MODES
                     }
                 cursor.execute("VACUUM ANALYZE bestplays")
@@ -270,7 +270,7 @@ def seed(database_url: str, users: int, seed_value: int) -> dict[str, Any]:
                 cursor.execute("TRUNCATE bestplays_month_changes")
                 with Session(engine) as session, session.begin():
                     for mode in MODES:
-                        refresh_month_lists(
+                        rebuild_month_lists(
                             session, mode, TABLE_SIZE, datetime.now(UTC), max_new_months=EVERY_MONTH
                         )
                 cursor.execute("VACUUM ANALYZE bestplays_months")

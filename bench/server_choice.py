@@ -355,18 +355,18 @@ def seed(backing: Backing) -> None:
             _copy(cur, hiscores, _hiscore_rows(rng, base))
     finally:
         conn.close()
-    _refresh_bestplays(backing.postgres.url)
+    _rebuild_bestplays(backing.postgres.url)
     _analyze(backing.postgres.dsn())
 
 
-def _refresh_bestplays(url: str) -> None:
+def _rebuild_bestplays(url: str) -> None:
     # Imported here: importing `worker` builds the Celery app, which only the seeding needs.
-    from worker.bestplays import refresh_bestplays  # noqa: PLC0415
+    from worker.bestplays import rebuild_bestplays  # noqa: PLC0415
 
     engine = create_engine(url)
     try:
         with Session(engine) as session:
-            refresh_bestplays(session, MODE, BESTPLAYS_TABLE_SIZE, datetime.now(UTC))
+            rebuild_bestplays(session, MODE, BESTPLAYS_TABLE_SIZE, datetime.now(UTC))
             session.commit()
     finally:
         engine.dispose()

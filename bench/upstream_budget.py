@@ -50,8 +50,7 @@ from bench.budget_support import (
     print_flush,
     tightest_span,
 )
-from osutrack.jobs import REFRESH_QUEUE
-from osutrack.queue import UPDATE_QUEUE
+from osutrack.tasknames import REFRESH_QUEUE, UPDATE_QUEUE
 
 LIMIT = 10
 WINDOW_SECONDS = 1.0

@@ -5,11 +5,11 @@ Run: `.venv/bin/python -m bench.window_plans --database-url URL [--mode 0] [--re
 
 For each window (a day, a month across a month boundary, three months, a year, ten years,
 a window inside one month) and limit (10000, 100), with the read connections' own settings
-(`api_shim.reader.Reader`: jit off, no parallel workers):
+(`api_shim.read_connections.Reader`: jit off, no parallel workers):
 
 - `one statement`: the Execution Time of EXPLAIN ANALYZE of `queries.BEST_PLAYS_LIVE`
   (the statement every uncovered window ran before the month lists), and the wall time
-  of building the body with it (`rankings.live_best_plays`);
+  of building the body with it (`ranking_endpoints.live_best_plays`);
 - `month lists`: the Execution Time of the first merge statement, and the wall time of
   `BestPlays._window_body` (the month-list lookup, the merge, and the exact retry when
   the lists could not tell): what an uncached window costs now.
@@ -30,18 +30,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from api_shim import queries, windows
-from api_shim.params import Window
-from api_shim.rankings import BestPlays, live_best_plays
-from api_shim.reader import Reader
-from worker.bestplays import refresh_month_lists
+from api_shim.params import DateWindow
+from api_shim.ranking_endpoints import BestPlays, live_best_plays
+from api_shim.read_connections import Reader
+from worker.bestplays import rebuild_month_lists
 
 END_OF_DAY = (23, 59, 59, 999999)
 
 
-def _window(a: str, b: str) -> Window:
+def _window(a: str, b: str) -> DateWindow:
     start = datetime.fromisoformat(a).replace(tzinfo=UTC)
     end = datetime.fromisoformat(b).replace(tzinfo=UTC)
-    return Window(start, end.replace(hour=23, minute=59, second=59, microsecond=999999))
+    return DateWindow(start, end.replace(hour=23, minute=59, second=59, microsecond=999999))
 
 
 WINDOWS = {
@@ -98,7 +98,7 @@ def main() -> None:
         type=int,
         default=0,
         metavar="N",
-        help="time the month-list refresh after N new plays in the newest month (written,"
+        help="time the month-list rebuild after N new plays in the newest month (written,"
         " then deleted again)",
     )
     args = parser.parse_args()
@@ -114,7 +114,7 @@ def main() -> None:
         built = 0
         while True:
             with Session(engine) as session, session.begin():
-                done = refresh_month_lists(
+                done = rebuild_month_lists(
                     session, args.mode, args.list_size, datetime.now(UTC), max_new_months=10_000
                 )
             built += done.months
@@ -165,10 +165,10 @@ def main() -> None:
                 print("```\n" + "\n".join(row[0] for row in rows) + "\n```")
 
 
-def _timed_refresh(engine: Any, mode: int, list_size: int) -> str:
+def _timed_rebuild(engine: Any, mode: int, list_size: int) -> str:
     started = time.perf_counter()
     with Session(engine) as session, session.begin():
-        done = refresh_month_lists(session, mode, list_size, datetime.now(UTC))
+        done = rebuild_month_lists(session, mode, list_size, datetime.now(UTC))
     return (
         f"{(time.perf_counter() - started) * 1000:.0f} ms ({done.months} months,"
         f" {done.written} rows written, {done.removed} removed)"
@@ -176,10 +176,10 @@ def _timed_refresh(engine: Any, mode: int, list_size: int) -> str:
 
 
 def _refresh_cost(database_url: str, mode: int, list_size: int, plays: int) -> None:
-    """Beat's month-list refresh after `plays` new plays (copies of the newest month's
+    """Beat's month-list rebuild after `plays` new plays (copies of the newest month's
     best plays, pp +1, new score ids), then with nothing new, then after deleting them."""
     engine = create_engine(database_url)
-    print("nothing new:", _timed_refresh(engine, mode, list_size))
+    print("nothing new:", _timed_rebuild(engine, mode, list_size))
     copy = text(
         "INSERT INTO hiscores (mode, score_id, user_id, beatmap_id, score, pp, mods, rank,"
         " score_time, update_time)"
@@ -190,17 +190,17 @@ def _refresh_cost(database_url: str, mode: int, list_size: int, plays: int) -> N
     )
     with engine.begin() as connection:
         connection.execute(copy, {"mode": mode, "n": plays})
-    print(f"after {plays} new plays:", _timed_refresh(engine, mode, list_size))
-    print("nothing new:", _timed_refresh(engine, mode, list_size))
+    print(f"after {plays} new plays:", _timed_rebuild(engine, mode, list_size))
+    print("nothing new:", _timed_rebuild(engine, mode, list_size))
     with engine.begin() as connection:
         connection.execute(
             text("DELETE FROM hiscores WHERE mode = :mode AND score_id >= 9000000000000"),
             {"mode": mode},
         )
-    print("after deleting them:", _timed_refresh(engine, mode, list_size))
+    print("after deleting them:", _timed_rebuild(engine, mode, list_size))
 
 
-def _plan(reader: Reader, mode: int, window: Window, limit: int) -> windows.MonthsPlan:
+def _plan(reader: Reader, mode: int, window: DateWindow, limit: int) -> windows.MonthsPlan:
     """The first-try plan `BestPlays._window_body` builds for the window."""
     bound_start = "-infinity" if window.start is None else windows.month_start(window.start)
     bound_end = "infinity" if window.end is None else windows.month_start(window.end)

@@ -28,7 +28,7 @@ REQUESTS_PER_UPDATE = 2
 
 
 @dataclass(frozen=True)
-class Window:
+class RateWindow:
     """One limit of the budget: at most `limit` requests in any `period_ms` (the limit's
     period plus the send guard)."""
 
@@ -37,14 +37,14 @@ class Window:
     period_ms: int
 
 
-def windows_of(rate_limit: RateLimit, name: str, share: float = 1.0) -> list[Window]:
+def windows_of(rate_limit: RateLimit, name: str, share: float = 1.0) -> list[RateWindow]:
     """The windows of a rate limit, scaled by `share`; none when it is off."""
     windows = []
     for rate in rate_limit.rates:
         period_ms = rate.period_seconds * 1000
         guard_ms = min(int(period_ms * SEND_GUARD_SHARE), MAX_SEND_GUARD_MS)
         windows.append(
-            Window(
+            RateWindow(
                 key=f"{BUDGET_KEY_PREFIX}:{name}:{rate.amount}/{rate.period_seconds}s",
                 limit=max(1, int(rate.amount * share)),
                 period_ms=period_ms + guard_ms,
@@ -53,12 +53,12 @@ def windows_of(rate_limit: RateLimit, name: str, share: float = 1.0) -> list[Win
     return windows
 
 
-def fleet_windows(rate_limit: RateLimit) -> list[Window]:
+def fleet_windows(rate_limit: RateLimit) -> list[RateWindow]:
     """The windows every upstream request takes a slot from."""
     return windows_of(rate_limit, "all")
 
 
-def sustained_rate(windows: list[Window]) -> float | None:
+def sustained_rate(windows: list[RateWindow]) -> float | None:
     """Requests per second the budget allows over time (its tightest window); None when
     there is no budget."""
     if not windows:

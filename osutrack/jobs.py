@@ -29,14 +29,6 @@ from osutrack.queue import (
     RELEASED_KEY,
     SEQ_KEY,
 )
-from osutrack.settings import Settings
-
-UPDATE_TASK_NAME = "osutrack.update_user"
-# Interactive updates, the scheduled refresh, and beat's table maintenance each have a
-# queue, so a refresh backlog never delays a user who pressed "update". Update jobs wait
-# for their turn in WAITING_QUEUE (or RETRY_QUEUE) before they reach UPDATE_QUEUE.
-REFRESH_QUEUE = "refresh"
-MAINTENANCE_QUEUE = "maintenance"
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -46,21 +38,6 @@ TERMINAL_STATUSES = frozenset({FINISHED, FAILED})
 
 DONE_SIGNAL_TTL_SECONDS = 300
 DONE_CHANNEL = "osutrack:jobs:done"
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """A Redis client for job state and locks: text replies, bounded socket timeouts.
-
-    The socket timeout stays above the longest BLPOP a shim thread makes
-    (UPDATE_WAIT_MAX_SECONDS), so a wait is never cut short by the client itself.
-    """
-    return redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=3,
-        socket_timeout=settings.update_wait_max_seconds + 5,
-        health_check_interval=30,
-    )
 
 
 def job_key(job_id: str) -> str:

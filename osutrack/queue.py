@@ -34,14 +34,10 @@ from osutrack.budget import (
     REQUESTS_PER_UPDATE,
     WAITER_STALE_SECONDS,
     WAITERS_KEY,
-    Window,
+    RateWindow,
     sustained_rate,
 )
-
-# Queue names: kombu keeps each as a Redis list of the same name.
-UPDATE_QUEUE = "updates"
-WAITING_QUEUE = "updates.waiting"
-RETRY_QUEUE = "updates.retry"
+from osutrack.tasknames import RETRY_QUEUE, UPDATE_QUEUE, WAITING_QUEUE
 
 ORDER_KEY = "osutrack:updates:order"
 SEQ_KEY = "osutrack:updates:seq"
@@ -210,7 +206,7 @@ return moved
 class UpdateQueue:
     """Releases queued update jobs as the upstream budget allows (see the module doc)."""
 
-    def __init__(self, client: redis.Redis, windows: list[Window]) -> None:
+    def __init__(self, client: redis.Redis, windows: list[RateWindow]) -> None:
         self._client = client
         self._windows = windows
         self._release = client.register_script(_RELEASE)
@@ -259,7 +255,7 @@ class Place:
     eta: float
 
 
-def place_of(client: redis.Redis, job_id: str, windows: list[Window]) -> Place:
+def place_of(client: redis.Redis, job_id: str, windows: list[RateWindow]) -> Place:
     """The job's place in the queue and its estimated start.
 
     The estimate assumes every job ahead makes its two requests at the budget's sustained

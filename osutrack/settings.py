@@ -510,7 +510,7 @@ class Settings:
     bestplays_refresh_seconds: int = setting(
         "BESTPLAYS_REFRESH_SECONDS",
         integer(1),
-        "Beat period of the bestplays table and its month lists",
+        "Beat period of the bestplays rebuild (the table and its month lists)",
         default="60",
     )
     bestplays_table_size: int = setting(

@@ -29,7 +29,7 @@ from osutrack.schema import (
     tracked_users,
 )
 from osutrack.settings import settings_for
-from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
+from worker.bestplays import MODES, rebuild_bestplays, rebuild_month_lists
 from worker.db import make_engine, session_scope
 from worker.peaks import recompute_peaks
 
@@ -64,12 +64,12 @@ def recompute_tables(session: Session, bestplays_table_size: int) -> dict[str, i
     counts = {"peaks": recompute_peaks(session)}
     now = datetime.now(UTC)
     for mode in MODES:
-        counts[f"bestplays mode {mode}"] = refresh_bestplays(
+        counts[f"bestplays mode {mode}"] = rebuild_bestplays(
             session, mode, bestplays_table_size, now
         )
-        # Forgetting which months are built makes the refresh rank every month again.
+        # Forgetting which months are built makes the rebuild rank every month again.
         session.execute(delete(bestplays_month_lists).where(bestplays_month_lists.c.mode == mode))
-        months = refresh_month_lists(
+        months = rebuild_month_lists(
             session, mode, bestplays_table_size, now, max_new_months=EVERY_MONTH
         )
         counts[f"month lists mode {mode}"] = months.months

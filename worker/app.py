@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import Celery
 
-# Registers the start-up check of `celery -A worker worker` (it must exist before the
-# worker starts, which is earlier than the `include` modules are imported).
+# Register the start-up check of `celery -A worker worker` and the build of each pool
+# process's runtime: both must be connected before the worker starts, which is earlier
+# than the `include` modules are imported.
+import worker.runtime
 import worker.startup  # noqa: F401
 
 app = Celery(

@@ -20,7 +20,7 @@ MODES = (0, 1, 2, 3)
 # only when its play differs from the stored one, and drop positions past the new end.
 # The upsert touches positions 1..n and the delete positions > n, so they never meet.
 _PLAYS = column_list(PLAY_FIELDS)
-_REFRESH_SQL = (
+_REBUILD_SQL = (
     """
     WITH fresh AS (
         SELECT row_number() OVER (ORDER BY pp DESC, score_time, score_id)::int AS position,
@@ -55,20 +55,20 @@ _REFRESH_SQL = (
            (SELECT count(*) FROM removed)
     """
 )
-_REFRESH = text(_REFRESH_SQL)
+_REBUILD = text(_REBUILD_SQL)
 
 
-def refresh_bestplays(session: Session, mode: int, table_size: int, now: datetime) -> int:
+def rebuild_bestplays(session: Session, mode: int, table_size: int, now: datetime) -> int:
     """Bring one mode's bestplays table up to date in the caller's transaction; return its
     row count.
 
-    Order: pp descending, ties by score time then score id (stable across refreshes). Only
-    positions whose play changed are written (`_REFRESH`): a refresh after a few new plays
+    Order: pp descending, ties by score time then score id (stable across rebuilds). Only
+    positions whose play changed are written (`_REBUILD`): a rebuild after a few new plays
     rewrites the positions at and below where they entered, one with nothing new writes
     no row of the table. It commits with the caller's transaction, so readers see either
     the old or the new table, and it takes no lock a reader waits for.
     """
-    counts = session.execute(_REFRESH, {"mode": mode, "size": table_size}).one()
+    counts = session.execute(_REBUILD, {"mode": mode, "size": table_size}).one()
     row_count = int(counts[0])
     upsert = insert(bestplays_refreshes).values(
         mode=mode, refreshed_at=now, row_count=row_count, table_size=table_size
@@ -86,10 +86,10 @@ def refresh_bestplays(session: Session, mode: int, table_size: int, now: datetim
     return row_count
 
 
-# Months with no list yet that one refresh builds at most (newest first): the first build
+# Months with no list yet that one rebuild builds at most (newest first): the first build
 # of a large database is spread over a few runs, each a bounded transaction, and readers
 # answer a month without a list from hiscores until then.
-MONTHS_BUILT_PER_REFRESH = 24
+MONTHS_BUILT_PER_REBUILD = 24
 
 # One statement, so one snapshot: it consumes the change-log rows that snapshot sees and
 # rebuilds their months from hiscores as that same snapshot sees them, so a change whose
@@ -108,7 +108,7 @@ MONTHS_BUILT_PER_REFRESH = 24
 # positions whose play changed are written and positions past the new end deleted. A
 # month left without plays keeps an empty list row (built, nothing in it). Month
 # arithmetic is done in UTC, whatever the session's time zone.
-_REFRESH_MONTHS_SQL = (
+_REBUILD_MONTHS_SQL = (
     """
     WITH changed AS (
         DELETE FROM bestplays_month_changes WHERE mode = :mode RETURNING month, max_pp
@@ -197,25 +197,25 @@ _REFRESH_MONTHS_SQL = (
            (SELECT count(*) FROM removed), (SELECT count(*) FROM listed)
     """
 )
-_REFRESH_MONTHS = text(_REFRESH_MONTHS_SQL)
+_REBUILD_MONTHS = text(_REBUILD_MONTHS_SQL)
 
 
 @dataclass(frozen=True)
-class MonthRefresh:
-    """What one refresh of the month lists did: months rebuilt, list rows written/removed."""
+class MonthListsRebuild:
+    """What one rebuild of the month lists did: months rebuilt, list rows written/removed."""
 
     months: int
     written: int
     removed: int
 
 
-def refresh_month_lists(
+def rebuild_month_lists(
     session: Session,
     mode: int,
     list_size: int,
     now: datetime,
-    max_new_months: int = MONTHS_BUILT_PER_REFRESH,
-) -> MonthRefresh:
+    max_new_months: int = MONTHS_BUILT_PER_REBUILD,
+) -> MonthListsRebuild:
     """Rebuild the month lists of one mode that changed or were never built, in the
     caller's transaction.
 
@@ -229,7 +229,7 @@ def refresh_month_lists(
     run a list is the month as of the previous one.
     """
     counts = session.execute(
-        _REFRESH_MONTHS,
+        _REBUILD_MONTHS,
         {"mode": mode, "size": list_size, "now": now, "max_new": max_new_months},
     ).one()
-    return MonthRefresh(months=int(counts[0]), written=int(counts[1]), removed=int(counts[2]))
+    return MonthListsRebuild(months=int(counts[0]), written=int(counts[1]), removed=int(counts[2]))

@@ -1,15 +1,12 @@
-"""Database engine per process and one session per task run."""
+"""The workers' database engine and one session per task run."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
-
-_engines: dict[tuple[int, str], Engine] = {}
 
 
 def make_engine(database_url: str, statement_timeout_ms: int, pool_size: int = 2) -> Engine:
@@ -27,20 +24,6 @@ def make_engine(database_url: str, statement_timeout_ms: int, pool_size: int = 2
             "options": f"-c statement_timeout={statement_timeout_ms} -c lock_timeout=5000",
         },
     )
-
-
-def engine_for_process(database_url: str, statement_timeout_ms: int) -> Engine:
-    """This process's engine, created on first use after fork.
-
-    Keyed by pid because pooled connections must never cross a fork (Celery prefork
-    children inherit the parent's memory): each child builds its own.
-    """
-    key = (os.getpid(), database_url)
-    engine = _engines.get(key)
-    if engine is None:
-        engine = make_engine(database_url, statement_timeout_ms)
-        _engines[key] = engine
-    return engine
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from celery.signals import worker_ready, worker_shutdown
 
-from osutrack.jobs import redis_client
+from osutrack.redis_client import redis_client
 from osutrack.settings import load_settings
 
 log = logging.getLogger(__name__)

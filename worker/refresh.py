@@ -15,13 +15,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from osutrack.fields import UNRANKED
 from worker.schedule import Intervals, schedule_next_check, take_due
 from worker.stats import latest_stats
 from worker.update_store import store_update
 from worker.upstream import OsuClient
-from worker.upstream.models import Player
-from worker.upstream.v2 import BATCH_MAX_IDS, V2Client
+from worker.upstream.v2 import BATCH_MAX_IDS
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +42,6 @@ def plan_refresh(
     ]
 
 
-def _fetch_players(
-    client: OsuClient, user_modes: list[tuple[int, int]]
-) -> dict[tuple[int, int], Player | None]:
-    """Current stats of each user-mode; None for a user osu! does not know."""
-    if isinstance(client, V2Client):
-        found = client.fetch_players_batch(sorted({user_id for user_id, _ in user_modes}))
-        players: dict[tuple[int, int], Player | None] = {}
-        for user_id, mode in user_modes:
-            modes = found.get(user_id)
-            if modes is None:
-                players[(user_id, mode)] = None
-            else:
-                # Known user with no statistics in this mode: unranked there.
-                username = next(iter(modes.values())).username if modes else ""
-                players[(user_id, mode)] = modes.get(mode) or Player(user_id, username, UNRANKED)
-        return players
-    # v1 has no batch endpoint: one request per user-mode.
-    return {(user_id, mode): client.fetch_player(user_id, mode) for user_id, mode in user_modes}
-
-
 def refresh_user_modes(
     session: Session,
     client: OsuClient,
@@ -81,7 +59,7 @@ def refresh_user_modes(
     """
     pairs = list(user_modes)
     outcomes: Counter[str] = Counter()
-    for (user_id, mode), player in _fetch_players(client, pairs).items():
+    for (user_id, mode), player in client.fetch_players(pairs).items():
         checked_at = now()
         if player is None:
             schedule_next_check(

@@ -16,8 +16,8 @@ import redis
 from celery.signals import worker_ready, worker_shutdown
 
 from osutrack.budget import fleet_windows
-from osutrack.jobs import redis_client
 from osutrack.queue import RELEASE_INTERVAL_SECONDS, UpdateQueue
+from osutrack.redis_client import redis_client
 from osutrack.settings import load_settings
 
 log = logging.getLogger(__name__)

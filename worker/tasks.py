@@ -13,11 +13,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from osutrack import jobs, metrics, write_marks
-from osutrack.jobs import REFRESH_QUEUE
-from osutrack.queue import RETRY_QUEUE
+from osutrack import jobs, metrics, tasknames, write_marks
+from osutrack.tasknames import REFRESH_QUEUE, RETRY_QUEUE
 from worker.app import app
-from worker.bestplays import MODES, refresh_bestplays, refresh_month_lists
+from worker.bestplays import MODES, rebuild_bestplays, rebuild_month_lists
 from worker.db import session_scope
 from worker.logcontext import log_context
 from worker.peaks import recompute_changed_peaks
@@ -46,7 +45,7 @@ UPDATE_TIME_LIMIT = 50
 
 
 @app.task(
-    name=jobs.UPDATE_TASK_NAME,
+    name=tasknames.UPDATE_USER,
     bind=True,
     max_retries=INFRA_MAX_RETRIES,
     soft_time_limit=UPDATE_SOFT_TIME_LIMIT,
@@ -229,7 +228,7 @@ def _send_again(
     jobs accepted after it; the job keeps its acceptance number for `/jobs`."""
     jobs.hold_until(rt.redis, job_id, not_before)
     app.send_task(
-        jobs.UPDATE_TASK_NAME,
+        tasknames.UPDATE_USER,
         args=[job_id, user_id, mode, attempt + 1],
         task_id=job_id,
         queue=RETRY_QUEUE,
@@ -246,7 +245,7 @@ def _send_again(
 # Planning, refreshing and table maintenance acknowledge on receipt: a lost refresh batch
 # comes back when its reservation lease ends, and periodic tasks simply run next period,
 # so none of them needs (or should hold) a message for longer than the visibility timeout.
-@app.task(name="osutrack.schedule_refresh", ignore_result=True, acks_late=False)
+@app.task(name=tasknames.SCHEDULE_REFRESH, ignore_result=True, acks_late=False)
 def schedule_refresh_task() -> None:
     """Beat: reserve the user-modes due for a check and queue refresh tasks for them."""
     rt = runtime()
@@ -261,14 +260,14 @@ def schedule_refresh_task() -> None:
     # user-modes that are not reserved, and the next round would queue them again).
     for batch in batches:
         app.send_task(
-            "osutrack.refresh_users", args=[[list(pair) for pair in batch]], queue=REFRESH_QUEUE
+            tasknames.REFRESH_USERS, args=[[list(pair) for pair in batch]], queue=REFRESH_QUEUE
         )
     if batches:
         log.info("queued %d refresh batches", len(batches))
 
 
 @app.task(
-    name="osutrack.refresh_users",
+    name=tasknames.REFRESH_USERS,
     ignore_result=True,
     acks_late=False,
     soft_time_limit=600,
@@ -325,12 +324,12 @@ def refresh_users_task(
         metrics.record_refresh(rt.redis, outcome, count)
 
 
-@app.task(name="osutrack.refresh_bestplays", ignore_result=True, acks_late=False)
-def refresh_bestplays_task() -> None:
+@app.task(name=tasknames.REBUILD_BESTPLAYS, ignore_result=True, acks_late=False)
+def rebuild_bestplays_task() -> None:
     """Rebuild every mode's bestplays table and its changed month lists (one transaction
     per mode, so readers see a mode's table, lists and stamp move together)."""
     rt = runtime()
-    # One refresh at a time even if beat fires again while a slow one runs.
+    # One rebuild at a time even if beat fires again while a slow one runs.
     with rt.redis.lock("osutrack:lock:bestplays", timeout=300, blocking_timeout=0) as held:
         if not held:
             return
@@ -338,13 +337,19 @@ def refresh_bestplays_task() -> None:
         for mode in MODES:
             with session_scope(rt.engine) as session:
                 now = datetime.now(UTC)
-                months = refresh_month_lists(session, mode, size, now)
-                refresh_bestplays(session, mode, size, now)
+                months = rebuild_month_lists(session, mode, size, now)
+                rebuild_bestplays(session, mode, size, now)
             if months.months:
                 log.info("mode %d: rebuilt %d month lists", mode, months.months)
 
 
-@app.task(name="osutrack.recompute_peaks", ignore_result=True, acks_late=False)
+@app.task(name=tasknames.REBUILD_BESTPLAYS_FORMER, ignore_result=True, acks_late=False)
+def rebuild_bestplays_former_name_task() -> None:
+    """The rebuild under its former task name, for messages an older beat queued."""
+    rebuild_bestplays_task()
+
+
+@app.task(name=tasknames.RECOMPUTE_PEAKS, ignore_result=True, acks_late=False)
 def recompute_peaks_task() -> None:
     """Repair pass: rebuild the peaks of the user-modes updated since the last run."""
     rt = runtime()

@@ -15,8 +15,8 @@ import redis
 from falcon import testing
 
 from api_shim.app import create_app
-from api_shim.updates import QUEUE_FULL_RETRY_AFTER_SECONDS
-from osutrack import jobs, queue
+from api_shim.update_endpoints import QUEUE_FULL_RETRY_AFTER_SECONDS
+from osutrack import jobs, tasknames
 from osutrack.settings import load_settings
 
 CLOSED_DATABASE_URL = "postgresql+psycopg2://x@127.0.0.1:9/x"
@@ -236,8 +236,8 @@ def test_redis_down_lets_requests_through() -> None:
 
 
 def _fill_update_queue(redis_client: redis.Redis, depth: int) -> None:
-    current = int(redis_client.llen(queue.UPDATE_QUEUE))  # type: ignore[arg-type]
-    redis_client.lpush(queue.UPDATE_QUEUE, *(f"fake-{n}" for n in range(depth - current)))
+    current = int(redis_client.llen(tasknames.UPDATE_QUEUE))  # type: ignore[arg-type]
+    redis_client.lpush(tasknames.UPDATE_QUEUE, *(f"fake-{n}" for n in range(depth - current)))
 
 
 def test_full_queue_refuses_new_jobs_but_not_joins(
@@ -249,7 +249,7 @@ def test_full_queue_refuses_new_jobs_but_not_joins(
     # At the cap is still room; only more than MAX_QUEUE_DEPTH refuses.
     _fill_update_queue(redis_client, 3)
     assert _post_update(client, "user=12&mode=0&wait=0").status_code == 202
-    assert redis_client.llen(queue.UPDATE_QUEUE) == 4
+    assert redis_client.llen(tasknames.UPDATE_QUEUE) == 4
 
     refused = _post_update(client, "user=13&mode=0&wait=0")
     assert refused.status_code == 503
@@ -262,7 +262,7 @@ def test_full_queue_refuses_new_jobs_but_not_joins(
     joined = _post_update(client, "user=11&mode=0&wait=0")
     assert joined.status_code == 202
     assert joined.json["job_id"] == in_flight.json["job_id"]
-    assert redis_client.llen(queue.UPDATE_QUEUE) == 4
+    assert redis_client.llen(tasknames.UPDATE_QUEUE) == 4
 
 
 def test_queue_cap_counts_against_the_limit_too(

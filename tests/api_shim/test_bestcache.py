@@ -10,11 +10,11 @@ import orjson
 import psycopg2
 import pytest
 
-from api_shim import queries, rankings
+from api_shim import queries, ranking_endpoints
 from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.errors import ApiError
-from api_shim.params import Window
-from api_shim.reader import Prepared, Reader, libpq_dsn
+from api_shim.params import DateWindow
+from api_shim.read_connections import Prepared, Reader, libpq_dsn
 
 KEYS = ("user", "pp")
 
@@ -37,22 +37,22 @@ def _users(body: bytes | None) -> list[int] | None:
 
 def test_full_table_answers_limits_it_holds_and_windows_with_enough_rows() -> None:
     table = _table(complete=False)
-    assert _users(table.answer(Window(), 3)) == [1, 2, 3]
-    assert _users(table.answer(Window(), 4)) == [1, 2, 3, 4]
-    assert table.answer(Window(), 5) is None
-    after_2nd = Window(start=datetime(2020, 1, 2, tzinfo=UTC))
+    assert _users(table.answer(DateWindow(), 3)) == [1, 2, 3]
+    assert _users(table.answer(DateWindow(), 4)) == [1, 2, 3, 4]
+    assert table.answer(DateWindow(), 5) is None
+    after_2nd = DateWindow(start=datetime(2020, 1, 2, tzinfo=UTC))
     assert _users(table.answer(after_2nd, 2)) == [1, 3]
     assert _users(table.answer(after_2nd, 3)) == [1, 3, 4]
     # Only three rows inside: a play below the cut-off might be the fourth.
     assert table.answer(after_2nd, 4) is None
-    inclusive = Window(datetime(2020, 1, 3, tzinfo=UTC), datetime(2020, 1, 3, tzinfo=UTC))
+    inclusive = DateWindow(datetime(2020, 1, 3, tzinfo=UTC), datetime(2020, 1, 3, tzinfo=UTC))
     assert _users(table.answer(inclusive, 1)) == [3]
 
 
 def test_complete_table_answers_everything() -> None:
     table = _table(complete=True)
-    assert _users(table.answer(Window(), 10)) == [1, 2, 3, 4]
-    empty = Window(start=datetime(2021, 1, 1, tzinfo=UTC))
+    assert _users(table.answer(DateWindow(), 10)) == [1, 2, 3, 4]
+    empty = DateWindow(start=datetime(2021, 1, 1, tzinfo=UTC))
     assert table.answer(empty, 10) == b"[]"
 
 
@@ -60,7 +60,7 @@ def test_empty_rebuild_has_no_plays() -> None:
     stamp = datetime(2020, 1, 1, tzinfo=UTC)
     table = TableCopy.from_rows([(stamp, 0, 10, None, None, None)], KEYS)
     assert table.complete
-    assert table.answer(Window(), 100) == b"[]"
+    assert table.answer(DateWindow(), 100) == b"[]"
 
 
 def test_body_cache_evicts_least_recent_by_count_and_bytes() -> None:
@@ -110,17 +110,17 @@ class _FailingReleaseReader(_NoStampReader):
     cancelled statement would), with the session and its lock still alive."""
 
     def fetch(self, sql: str | Prepared, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if sql == rankings._RELEASE_HEAVY:
+        if sql == ranking_endpoints._RELEASE_HEAVY:
             return super().fetch("SELECT 1 / 0", ())
         return super().fetch(sql, args)
 
 
-NO_PLAYS = Window(datetime(1990, 1, 1, tzinfo=UTC), datetime(1990, 3, 1, tzinfo=UTC))
+NO_PLAYS = DateWindow(datetime(1990, 1, 1, tzinfo=UTC), datetime(1990, 3, 1, tzinfo=UTC))
 
 
 def test_heavy_statements_take_one_slot_for_the_whole_server(database_url: str) -> None:
     reader = Reader(database_url, 5000)
-    best = rankings.BestPlays(lambda: _NoStampReader(reader))
+    best = ranking_endpoints.BestPlays(lambda: _NoStampReader(reader))
     assert best.body(0, NO_PLAYS, 10) == b"[]"
     # The heavy statement's own timeout is undone afterwards.
     assert reader.fetch("SHOW statement_timeout", ()) == [("5s",)]
@@ -129,7 +129,7 @@ def test_heavy_statements_take_one_slot_for_the_whole_server(database_url: str) 
     holder.autocommit = True
     try:
         with holder.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", (rankings.HEAVY_LOCK_KEY,))
+            cursor.execute("SELECT pg_advisory_lock(%s)", (ranking_endpoints.HEAVY_LOCK_KEY,))
         with pytest.raises(ApiError) as refused:
             best.body(0, NO_PLAYS, 10)
         assert (refused.value.status, refused.value.retry_after) == (503, 1)
@@ -139,18 +139,20 @@ def test_heavy_statements_take_one_slot_for_the_whole_server(database_url: str) 
     assert best.body(0, NO_PLAYS, 10) == b"[]"
     # The slot was released after each statement: another connection can take it.
     other = Reader(database_url, 5000)
-    assert other.fetch("SELECT pg_try_advisory_lock(%s)", (rankings.HEAVY_LOCK_KEY,)) == [(True,)]
-    other.fetch("SELECT pg_advisory_unlock(%s)", (rankings.HEAVY_LOCK_KEY,))
+    assert other.fetch("SELECT pg_try_advisory_lock(%s)", (ranking_endpoints.HEAVY_LOCK_KEY,)) == [
+        (True,)
+    ]
+    other.fetch("SELECT pg_advisory_unlock(%s)", (ranking_endpoints.HEAVY_LOCK_KEY,))
 
 
 def test_heavy_requests_beyond_the_waiters_are_refused_at_once() -> None:
-    best = rankings.BestPlays(_NoTableReader)
-    for _ in range(rankings.HEAVY_WAITERS):
+    best = ranking_endpoints.BestPlays(_NoTableReader)
+    for _ in range(ranking_endpoints.HEAVY_WAITERS):
         best._heavy_admitted.acquire()
     with pytest.raises(ApiError) as refused:
-        best.body(0, Window(), 10)
+        best.body(0, DateWindow(), 10)
     assert (refused.value.status, refused.value.retry_after) == (503, 1)
-    for _ in range(rankings.HEAVY_WAITERS):
+    for _ in range(ranking_endpoints.HEAVY_WAITERS):
         best._heavy_admitted.release()
 
 
@@ -164,18 +166,20 @@ class _NoTableReader:
 
 
 def test_without_a_rebuild_answers_are_computed_in_the_slot() -> None:
-    best = rankings.BestPlays(_NoTableReader)
-    assert best.body(0, Window(), 10) == b"[]"
+    best = ranking_endpoints.BestPlays(_NoTableReader)
+    assert best.body(0, DateWindow(), 10) == b"[]"
 
 
 def test_a_failed_release_does_not_keep_the_heavy_slot(database_url: str) -> None:
     reader = Reader(database_url, 5000)
-    best = rankings.BestPlays(lambda: _FailingReleaseReader(reader))
+    best = ranking_endpoints.BestPlays(lambda: _FailingReleaseReader(reader))
     with pytest.raises(psycopg2.DataError):
         best.body(0, NO_PLAYS, 10)
     # The session that held the lock is gone: another API process can take the slot, and
     # this thread's next read runs with the connection's own timeout again.
     other = Reader(database_url, 5000)
-    assert other.fetch("SELECT pg_try_advisory_lock(%s)", (rankings.HEAVY_LOCK_KEY,)) == [(True,)]
-    other.fetch("SELECT pg_advisory_unlock(%s)", (rankings.HEAVY_LOCK_KEY,))
+    assert other.fetch("SELECT pg_try_advisory_lock(%s)", (ranking_endpoints.HEAVY_LOCK_KEY,)) == [
+        (True,)
+    ]
+    other.fetch("SELECT pg_advisory_unlock(%s)", (ranking_endpoints.HEAVY_LOCK_KEY,))
     assert reader.fetch("SHOW statement_timeout", ()) == [("5s",)]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from falcon import testing
 
 from api_shim.app import create_app
-from api_shim.metrics import coverage_ratio
+from api_shim.metrics_endpoint import coverage_ratio
 from osutrack import metrics
 from osutrack.schema import refresh_schedule
 from osutrack.settings import load_settings

@@ -1,5 +1,8 @@
 """The inbound limiter's pure parts: which paths are limited, limits, client keys, verdicts.
 
+Which paths are limited comes from the `rate_limit` each routed resource declares; an app
+with a resource that declares none cannot be built.
+
 The sliding window script itself runs against a real Redis in `test_ratelimit_script.py`.
 """
 
@@ -7,21 +10,37 @@ from __future__ import annotations
 
 import logging
 
+import falcon.asgi
 import pytest
 
+from api_shim.app import create_app
 from api_shim.ratelimit import (
     READ,
+    UNLIMITED,
     UPDATE,
     Budget,
+    DeclaredRateLimitRouter,
     InboundLimiter,
+    UndeclaredRateLimit,
     Verdict,
     _binding,
     budgets_of,
     client_key,
-    limit_class,
     verdicts_of,
 )
-from osutrack.settings import RateLimit
+from osutrack.settings import RateLimit, Settings
+
+# Nothing is connected while an app is built, so unreachable addresses are enough.
+CLOSED_SETTINGS = Settings(
+    database_url="postgresql+psycopg2://x@127.0.0.1:9/x",
+    redis_url="redis://127.0.0.1:9/0",
+)
+
+
+def _router(app: falcon.asgi.App) -> DeclaredRateLimitRouter:
+    router = app._router
+    assert isinstance(router, DeclaredRateLimitRouter)
+    return router
 
 
 @pytest.mark.parametrize(
@@ -45,7 +64,7 @@ from osutrack.settings import RateLimit
     ],
 )
 def test_limit_class(path: str, expected: str | None) -> None:
-    assert limit_class(path) == expected
+    assert _router(create_app(CLOSED_SETTINGS)).limit_class(path) == expected
 
 
 def test_budgets_of() -> None:
@@ -53,6 +72,34 @@ def test_budgets_of() -> None:
     assert budgets_of(RateLimit.parse("5/minute")) == (Budget(5, 60),)
     assert budgets_of(RateLimit.parse("60/minute;2/second")) == (Budget(60, 60), Budget(2, 1))
     assert budgets_of(RateLimit.parse("10/2 hours")) == (Budget(10, 7200),)
+
+
+class _Undeclared:
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        resp.text = "unthrottled"
+
+
+class _Misdeclared(_Undeclared):
+    rate_limit = "reads"
+
+
+class _Declared(_Undeclared):
+    rate_limit = UNLIMITED
+
+
+@pytest.mark.parametrize("resource", [_Undeclared(), _Misdeclared()])
+def test_an_app_with_an_undeclared_endpoint_is_refused(resource: object) -> None:
+    app = create_app(CLOSED_SETTINGS)
+    with pytest.raises(UndeclaredRateLimit, match="must declare rate_limit"):
+        app.add_route("/new_read", resource)
+    assert _router(app).find("/new_read") is None
+
+
+def test_a_declared_endpoint_is_added() -> None:
+    app = create_app(CLOSED_SETTINGS)
+    app.add_route("/new_read", _Declared())
+    assert _router(app).find("/new_read") is not None
+    assert _router(app).limit_class("/new_read") is None
 
 
 @pytest.mark.parametrize(

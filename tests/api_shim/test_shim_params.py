@@ -97,7 +97,7 @@ def test_user_mode() -> None:
     ("raw", "expected"), [(None, 100), ("1", 1), ("10000", 10000), (" 50 ", 50), ("0050", 50)]
 )
 def test_limit_accepted(raw: params.RawParam, expected: int) -> None:
-    assert params.parse_limit(raw) == expected
+    assert params.parse_row_limit(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_limit_accepted(raw: params.RawParam, expected: int) -> None:
 )
 def test_limit_rejected(raw: params.RawParam) -> None:
     with pytest.raises(ParamError) as caught:
-        params.parse_limit(raw)
+        params.parse_row_limit(raw)
     assert str(caught.value) == params.LIMIT_MESSAGE
 
 
@@ -168,7 +168,7 @@ def test_window_is_compared_at_the_printed_precision() -> None:
 
 
 def test_absent_bounds_are_unbounded() -> None:
-    assert params.parse_window(None, None) == params.Window(None, None)
+    assert params.parse_window(None, None) == params.DateWindow(None, None)
 
 
 @pytest.mark.parametrize(

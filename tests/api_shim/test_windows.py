@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from api_shim.params import Window
+from api_shim.params import DateWindow
 from api_shim.windows import TICK, MonthList, MonthsPlan, answer_is_exact, plan_window
 
 
@@ -19,7 +19,7 @@ COMPLETE = MonthList(row_count=40, list_size=100, cutoff=(-5.0, 0, 9))
 
 def test_whole_months_come_from_lists_and_edges_from_lists_with_a_check() -> None:
     lists = {_m(2020, n): FULL for n in range(1, 13)}
-    window = Window(datetime(2020, 2, 10, tzinfo=UTC), datetime(2020, 5, 3, tzinfo=UTC))
+    window = DateWindow(datetime(2020, 2, 10, tzinfo=UTC), datetime(2020, 5, 3, tzinfo=UTC))
     plan = plan_window(window, 100, SPAN, lists)
     assert plan.full_months == (_m(2020, 3), _m(2020, 4))
     assert plan.list_parts == (
@@ -38,7 +38,7 @@ def test_short_lists_complete_months_unbuilt_months_and_the_span() -> None:
     lists = {_m(2020, 3): FULL, _m(2020, 4): COMPLETE}
     # A whole month with a list shorter than the limit needs the check; a complete month
     # never does; months outside the span of plays are skipped.
-    plan = plan_window(Window(_m(2019, 6), _m(2020, 5) - TICK), 500, SPAN, lists)
+    plan = plan_window(DateWindow(_m(2019, 6), _m(2020, 5) - TICK), 500, SPAN, lists)
     assert plan.full_months == (_m(2020, 4),)
     assert plan.list_parts == ((_m(2020, 3), _m(2020, 3), _m(2020, 4) - TICK),)
     assert plan.checks == (FULL.cutoff,)
@@ -48,7 +48,7 @@ def test_short_lists_complete_months_unbuilt_months_and_the_span() -> None:
     )
     assert plan.unbuilt_months == 2
     # Inside one unbuilt month: an exact part, not an unbuilt whole month.
-    inside = Window(datetime(2020, 7, 2, tzinfo=UTC), datetime(2020, 7, 9, tzinfo=UTC))
+    inside = DateWindow(datetime(2020, 7, 2, tzinfo=UTC), datetime(2020, 7, 9, tzinfo=UTC))
     plan = plan_window(inside, 10, SPAN, lists)
     assert plan.exact_parts == ((inside.start, inside.end),)
     assert plan.unbuilt_months == 0

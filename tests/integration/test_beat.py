@@ -35,7 +35,7 @@ def _refreshed_at(engine: sa.Engine, mode: int) -> object:
         )
 
 
-def test_beat_refreshes_bestplays_and_the_table_answers_like_the_source(
+def test_beat_rebuilds_bestplays_and_the_table_answers_like_the_source(
     v2_stack: Stack,
     beat: ManagedProcess,
     db_engine: sa.Engine,

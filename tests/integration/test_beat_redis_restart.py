@@ -22,7 +22,7 @@ from worker.beat import REDIS_RETRY_SECONDS
 
 pytestmark = pytest.mark.integration
 
-SENT = "Sending due task refresh-bestplays"
+SENT = "Sending due task rebuild-bestplays"
 UNREACHABLE = "beat: Redis unreachable"
 LOST_LOCK = "beat: lost the schedule lock"
 # A tick comes at least every beat_max_loop_interval seconds, and one that failed is tried

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 PERIOD_SECONDS = 1
 WINDOW_SECONDS = 6.0
-_SUCCEEDED = re.compile(r"Task osutrack\.refresh_bestplays\[[0-9a-f-]+\] succeeded")
+_SUCCEEDED = re.compile(r"Task osutrack\.rebuild_bestplays\[[0-9a-f-]+\] succeeded")
 
 
 @pytest.fixture

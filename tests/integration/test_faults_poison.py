@@ -15,7 +15,7 @@ import redis
 from celery import Celery
 from conftest import Stack
 
-from osutrack import jobs, queue
+from osutrack import jobs, tasknames
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_a_job_delivered_too_often_is_failed_not_run(
     client.set(f"osutrack:deliveries:{job_id}:0", 3, ex=3600)
     producer = Celery("poison-test", broker=redis_url)
     producer.send_task(
-        jobs.UPDATE_TASK_NAME, args=[job_id, user, 0], task_id=job_id, queue=queue.UPDATE_QUEUE
+        tasknames.UPDATE_USER, args=[job_id, user, 0], task_id=job_id, queue=tasknames.UPDATE_QUEUE
     )
     deadline = time.monotonic() + 30
     state = jobs.read_job(client, job_id)

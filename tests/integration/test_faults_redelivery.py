@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from support.faults import FaultStack, fault_stack, new_fault_user, wait_for
 
-from osutrack import jobs
+from osutrack import jobs, tasknames
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_same_job_delivered_twice_concurrently_is_written_once(stack: FaultStack
             blocker.commit()
             for _ in range(2):
                 producer.send_task(
-                    jobs.UPDATE_TASK_NAME, args=[job_id, user, 0], task_id=job_id, queue="updates"
+                    tasknames.UPDATE_USER, args=[job_id, user, 0], task_id=job_id, queue="updates"
                 )
             wait_for(lambda: _lock_waiters(stack, lock_key) == 2, 4, "both copies at the lock")
             blocker.execute(sa.select(sa.func.pg_advisory_unlock(lock_key)))

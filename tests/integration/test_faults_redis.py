@@ -4,7 +4,7 @@ Mechanisms under test:
 - Redis' append-only file (`RedisServer(appendonly=True)`, as in production): the queue,
   the job hashes and the in-flight markers outlive a restart;
 - the shim's Redis error handler (api_shim/errors.py) and its bounded Redis timeouts
-  (`jobs.redis_client`, the producer's SEND_RETRY_POLICY): while Redis is away POST /update
+  (`osutrack.redis_client`, the producer's SEND_RETRY_POLICY): while Redis is away POST /update
   and GET /jobs/{id} answer 503 JSON with Retry-After, promptly, never 500 and never hang,
   and they recover by themselves once Redis is back (no API restart).
 """

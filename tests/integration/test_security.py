@@ -444,7 +444,7 @@ def _declared_comprehension(
 # Reviewed exceptions, by file and call as `ast.unparse` prints it, each with its reason.
 REVIEWED = {
     (
-        "api_shim/reader.py",
+        "api_shim/read_connections.py",
         "cursor.execute(f'PREPARE {sql.name} AS {sql.sql}')",
     ): (
         "PREPARE cannot take bind parameters for its name or body; both are fields of a "

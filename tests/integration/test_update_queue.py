@@ -19,7 +19,7 @@ from celery import Celery
 from support.faults import FaultStack, budget_overruns, fault_stack, new_fault_user, wait_for
 
 from osutrack import jobs
-from osutrack.jobs import REFRESH_QUEUE
+from osutrack.tasknames import REFRESH_QUEUE
 
 pytestmark = pytest.mark.integration
 

@@ -33,8 +33,7 @@ from support.processes import ManagedProcess, start_api, start_worker
 from support.simulator import RunningSimulator, SimulatorClient
 
 from devstack.procs import free_port
-from osutrack.jobs import REFRESH_QUEUE
-from osutrack.queue import UPDATE_QUEUE
+from osutrack.tasknames import REFRESH_QUEUE, UPDATE_QUEUE
 from worker.upstream.limiter import COOLDOWN_KEY
 
 pytestmark = pytest.mark.integration

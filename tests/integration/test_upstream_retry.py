@@ -19,7 +19,7 @@ from celery import Celery
 from support.faults import FaultStack, budget_overruns, fault_stack, new_fault_user, wait_for
 
 from osutrack import upstream_status
-from osutrack.jobs import MAINTENANCE_QUEUE
+from osutrack.tasknames import MAINTENANCE_QUEUE
 
 pytestmark = pytest.mark.integration
 

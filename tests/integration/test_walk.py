@@ -16,7 +16,7 @@ from conftest import SIMULATOR_API_KEY, Stack
 from sqlalchemy.orm import Session
 from support.simulator import SimulatorClient
 
-from worker.bestplays import refresh_bestplays, refresh_month_lists
+from worker.bestplays import rebuild_bestplays, rebuild_month_lists
 
 INT_FIELDS = (
     "playcount",
@@ -182,8 +182,8 @@ def test_walk(
     # Beat rebuilds the bestplays table and its month lists on its own schedule (tested in
     # test_beat); here the rebuild runs at once so the walk sees its own plays.
     with Session(db_engine) as session, session.begin():
-        refresh_month_lists(session, 0, 10_000, datetime.now(UTC))
-        refresh_bestplays(session, 0, 10_000, datetime.now(UTC))
+        rebuild_month_lists(session, 0, 10_000, datetime.now(UTC))
+        rebuild_bestplays(session, 0, 10_000, datetime.now(UTC))
     best = stack.get("/bestplays", mode=0, limit=10000).json()
     pps = [row["pp"] for row in best]
     assert pps == sorted(pps, reverse=True)

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from api_shim.broker import Broker
-from osutrack import jobs, queue
+from osutrack import jobs, queue, tasknames
 from osutrack.budget import COOLDOWN_KEY, WAITERS_KEY, fleet_windows
 from osutrack.settings import RateLimit, load_settings
 
@@ -72,7 +72,7 @@ def _accept(broker: Broker, user: int) -> str:
 
 def _released(client: redis.Redis) -> list[str]:
     """Job ids in the `updates` list, next-to-run first (kombu pops from the right)."""
-    raw: list[str] = client.lrange(queue.UPDATE_QUEUE, 0, -1)  # type: ignore[assignment]
+    raw: list[str] = client.lrange(tasknames.UPDATE_QUEUE, 0, -1)  # type: ignore[assignment]
     return [json.loads(message)["headers"]["id"] for message in reversed(raw)]
 
 
@@ -88,10 +88,10 @@ def test_without_a_budget_jobs_are_released_in_acceptance_order_up_to_the_cap(
     accepted = [_accept(broker, user) for user in range(1, queue.MAX_RELEASED_AHEAD + 6)]
     assert broker.queue.release() == queue.MAX_RELEASED_AHEAD
     assert _released(redis_client) == accepted[: queue.MAX_RELEASED_AHEAD]
-    assert redis_client.llen(queue.WAITING_QUEUE) == 5
+    assert redis_client.llen(tasknames.WAITING_QUEUE) == 5
     # Nothing more while the released ones are not taken.
     assert broker.queue.release() == 0
-    redis_client.delete(queue.UPDATE_QUEUE)
+    redis_client.delete(tasknames.UPDATE_QUEUE)
     assert broker.queue.release() == 5
     assert _released(redis_client) == accepted[queue.MAX_RELEASED_AHEAD :]
 
@@ -127,12 +127,12 @@ def test_a_due_retry_goes_before_jobs_accepted_after_it(
     broker = make_broker("off")
     first, second = _accept(broker, 21), _accept(broker, 22)
     assert broker.queue.release() == 2
-    redis_client.delete(queue.UPDATE_QUEUE)
+    redis_client.delete(tasknames.UPDATE_QUEUE)
     # `first` failed transiently: it waits for its next attempt in the retry queue.
     _start(redis_client, first)
     jobs.hold_until(redis_client, first, time.time() + 3600)
     broker.celery.send_task(
-        jobs.UPDATE_TASK_NAME, args=[first, 21, 0, 1], task_id=first, queue=queue.RETRY_QUEUE
+        tasknames.UPDATE_USER, args=[first, 21, 0, 1], task_id=first, queue=tasknames.RETRY_QUEUE
     )
     jobs.mark_requeued(
         redis_client, first, 1, last_error="the osu! API answered 500 (user)",
@@ -153,7 +153,7 @@ def test_a_due_retry_goes_before_jobs_accepted_after_it(
     fourth = _accept(broker, 24)
     assert broker.queue.release() == 2
     assert _released(redis_client) == [third, first, fourth]
-    messages = redis_client.lrange(queue.UPDATE_QUEUE, 0, -1)
+    messages = redis_client.lrange(tasknames.UPDATE_QUEUE, 0, -1)
     first_message = next(m for m in messages if json.loads(m)["headers"]["id"] == first)
     args, _kwargs, _embed = json.loads(base64.b64decode(json.loads(first_message)["body"]))
     assert args == [first, 21, 0, 1]
@@ -208,10 +208,10 @@ def test_queued_jobs_mark_the_budget_as_wanted_by_interactive_updates(
     broker.queue.release()
     assert redis_client.zscore(WAITERS_KEY, queue.QUEUE_WAITER) is not None
     # Released and started, nothing left waiting: the scheduled refresh may use the budget.
-    redis_client.delete(queue.UPDATE_QUEUE)
+    redis_client.delete(tasknames.UPDATE_QUEUE)
     for job_id in job_ids:
         _start(redis_client, job_id)
-    redis_client.delete(queue.WAITING_QUEUE)
+    redis_client.delete(tasknames.WAITING_QUEUE)
     broker.queue.release()
     assert redis_client.zscore(WAITERS_KEY, queue.QUEUE_WAITER) is None
 
@@ -229,11 +229,11 @@ def test_a_released_message_lost_with_its_worker_is_queued_again(
     assert broker.queue.release() == 3
     raws = {
         json.loads(raw)["headers"]["id"]: raw
-        for raw in redis_client.lrange(queue.UPDATE_QUEUE, 0, -1)
+        for raw in redis_client.lrange(tasknames.UPDATE_QUEUE, 0, -1)
     }
     # A worker popped `lost` and died before kombu noted it; another holds `held`
     # unacknowledged (its task runs); `started` started.
-    redis_client.delete(queue.UPDATE_QUEUE)
+    redis_client.delete(tasknames.UPDATE_QUEUE)
     redis_client.hset(
         queue.KOMBU_UNACKED_KEY, "tag-1", json.dumps([json.loads(raws[held]), "", "updates"])
     )

@@ -20,7 +20,7 @@ from osutrack.schema import (
     refresh_schedule,
 )
 from worker.admin import USER_TABLES, delete_user_data, recompute_tables, refresh_all
-from worker.bestplays import refresh_month_lists
+from worker.bestplays import rebuild_month_lists
 from worker.update_store import store_update
 from worker.upstream.models import Player, TopPlay
 
@@ -118,7 +118,7 @@ def test_recompute_rebuilds_month_lists_that_beat_would_not_touch(db_session: Se
         dataclasses.replace(_play(8_100_020, 810002002), score_time=march, pp=320.0),
     ]
     store_update(db_session, Player(8_100_020, "lists", STATS), 0, plays, job_id=None, now=T0)
-    refresh_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
+    rebuild_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
     # A corrupted list with no change logged: beat's refresh has no reason to look at it.
     db_session.execute(
         sa.update(bestplays_months)
@@ -126,7 +126,7 @@ def test_recompute_rebuilds_month_lists_that_beat_would_not_touch(db_session: Se
         .values(pp=-1.0)
     )
     db_session.execute(sa.delete(bestplays_month_changes))
-    assert refresh_month_lists(db_session, 0, 10_000, T0).months == 0
+    assert rebuild_month_lists(db_session, 0, 10_000, T0).months == 0
     assert all(pp == -1.0 for _, pp in _month_list(db_session, march))
 
     counts = recompute_tables(db_session, 10_000)
@@ -144,7 +144,7 @@ def test_delete_user_drops_the_month_lists_holding_their_plays(db_session: Sessi
     kept = dataclasses.replace(_play(8_100_031, 810003101), score_time=T0, pp=980.0)
     store_update(db_session, Player(8_100_030, "banned", STATS), 0, [banned], job_id=None, now=T0)
     store_update(db_session, Player(8_100_031, "kept", STATS), 0, [kept], job_id=None, now=T0)
-    refresh_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
+    rebuild_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
     assert 810003001 in [score_id for score_id, _ in _month_list(db_session, march)]
 
     counts = delete_user_data(db_session, 8_100_030)
@@ -160,6 +160,6 @@ def test_delete_user_drops_the_month_lists_holding_their_plays(db_session: Sessi
     )
     assert built == 0
     assert 810003101 in [score_id for score_id, _ in _month_list(db_session, T0)]
-    rebuilt = refresh_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
+    rebuilt = rebuild_month_lists(db_session, 0, 10_000, T0, max_new_months=1000)
     assert rebuilt.months >= 1
     assert _month_list(db_session, march) == _month_top(db_session, march, 10_000)

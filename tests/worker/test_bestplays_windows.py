@@ -1,7 +1,7 @@
 """/bestplays answers for any window and limit equal a brute-force ranking of all hiscores.
 
 Runs the shim's own statements (`api_shim.queries`) and its table cache
-(`api_shim.rankings.BestPlays`) inside the test's transaction, against a precomputed table
+(`api_shim.ranking_endpoints.BestPlays`) inside the test's transaction, against a precomputed table
 and per-month lists much smaller than the data, so windows are answered from the table,
 from merged month lists, from hiscores, and from mixes of lists and exact edge parts.
 """
@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from api_shim.errors import ApiError
-from api_shim.params import Window
-from api_shim.rankings import HEAVY_LOCK_KEY, BestPlays
-from api_shim.reader import Prepared, libpq_dsn
+from api_shim.params import DateWindow
+from api_shim.ranking_endpoints import HEAVY_LOCK_KEY, BestPlays
+from api_shim.read_connections import Prepared, libpq_dsn
 from osutrack.schema import (
     bestplays_month_changes,
     bestplays_month_lists,
@@ -31,7 +31,7 @@ from osutrack.schema import (
     hiscores,
 )
 from osutrack.timefmt import iso_z
-from worker.bestplays import refresh_bestplays, refresh_month_lists
+from worker.bestplays import rebuild_bestplays, rebuild_month_lists
 
 MODE = 2
 TABLE_SIZE = 60
@@ -98,12 +98,12 @@ def plays(db_session: Session) -> list[dict[str, Any]]:
 def rebuild(db_session: Session, max_new_months: int = 1000) -> int:
     """Beat's refresh of the mode: month lists then table; the months rebuilt."""
     now = datetime.now(UTC)
-    done = refresh_month_lists(db_session, MODE, LIST_SIZE, now, max_new_months)
-    refresh_bestplays(db_session, MODE, TABLE_SIZE, now)
+    done = rebuild_month_lists(db_session, MODE, LIST_SIZE, now, max_new_months)
+    rebuild_bestplays(db_session, MODE, TABLE_SIZE, now)
     return done.months
 
 
-def brute_force(plays: list[dict[str, Any]], window: Window, limit: int) -> list[Any]:
+def brute_force(plays: list[dict[str, Any]], window: DateWindow, limit: int) -> list[Any]:
     inside = [
         row
         for row in plays
@@ -135,30 +135,30 @@ TICK = timedelta(microseconds=1)
 # Windows on month boundaries: whole months, one month, across boundaries by a microsecond,
 # inside one month, the empty month, and windows reaching past the data.
 BOUNDARY_WINDOWS = [
-    Window(_month(2016, 3), _month(2016, 4) - TICK),
-    Window(_month(2016, 3), _month(2017, 3) - TICK),
-    Window(_month(2016, 3) - TICK, _month(2016, 4)),
-    Window(_month(2016, 3) + TICK, _month(2016, 4) - 2 * TICK),
-    Window(_month(2016, 7) + timedelta(days=3), _month(2016, 7) + timedelta(days=20)),
-    Window(_month(2016, 7) + timedelta(days=12), _month(2016, 9) + timedelta(days=2)),
-    Window(EMPTY_MONTH, _month(2016, 6) - TICK),
-    Window(EMPTY_MONTH + timedelta(days=4), _month(2016, 6) + timedelta(days=4)),
-    Window(_month(2016, 4), _month(2016, 7) - TICK),
-    Window(_month(2015, 11), _month(2016, 2) - TICK),
-    Window(_month(2017, 10), _month(2018, 6)),
-    Window(start=_month(2017, 6)),
-    Window(end=_month(2016, 9) - TICK),
-    Window(_month(2014, 1), _month(2015, 1)),
+    DateWindow(_month(2016, 3), _month(2016, 4) - TICK),
+    DateWindow(_month(2016, 3), _month(2017, 3) - TICK),
+    DateWindow(_month(2016, 3) - TICK, _month(2016, 4)),
+    DateWindow(_month(2016, 3) + TICK, _month(2016, 4) - 2 * TICK),
+    DateWindow(_month(2016, 7) + timedelta(days=3), _month(2016, 7) + timedelta(days=20)),
+    DateWindow(_month(2016, 7) + timedelta(days=12), _month(2016, 9) + timedelta(days=2)),
+    DateWindow(EMPTY_MONTH, _month(2016, 6) - TICK),
+    DateWindow(EMPTY_MONTH + timedelta(days=4), _month(2016, 6) + timedelta(days=4)),
+    DateWindow(_month(2016, 4), _month(2016, 7) - TICK),
+    DateWindow(_month(2015, 11), _month(2016, 2) - TICK),
+    DateWindow(_month(2017, 10), _month(2018, 6)),
+    DateWindow(start=_month(2017, 6)),
+    DateWindow(end=_month(2016, 9) - TICK),
+    DateWindow(_month(2014, 1), _month(2015, 1)),
 ]
 
 
-def _windows(rng: random.Random) -> list[Window]:
-    windows = [Window(), Window(start=START + timedelta(days=700)), Window(end=START)]
+def _windows(rng: random.Random) -> list[DateWindow]:
+    windows = [DateWindow(), DateWindow(start=START + timedelta(days=700)), DateWindow(end=START)]
     windows += BOUNDARY_WINDOWS
     for _ in range(40):
         a = START + timedelta(days=rng.randint(-10, 740), seconds=rng.choice([0, 86399]))
         b = a + timedelta(days=rng.choice([0, 1, 30, 45, 65, 365, 900]))
-        windows.append(Window(a, b))
+        windows.append(DateWindow(a, b))
     return windows
 
 
@@ -231,13 +231,13 @@ def test_month_lists_hold_each_months_top_plays(
     assert set(lists) == months | {EMPTY_MONTH}
     stored = _list_rows(db_session)
     for month in months:
-        inside = Window(month, (month + timedelta(days=32)).replace(day=1) - TICK)
+        inside = DateWindow(month, (month + timedelta(days=32)).replace(day=1) - TICK)
         expected = [row["score_id"] for row in _ranked(plays, inside)][:LIST_SIZE]
         assert lists[month] == len(expected)
         assert [stored[(month, p)][1] for p in range(1, len(expected) + 1)] == expected
 
 
-def _ranked(plays: list[dict[str, Any]], window: Window) -> list[dict[str, Any]]:
+def _ranked(plays: list[dict[str, Any]], window: DateWindow) -> list[dict[str, Any]]:
     inside = [
         row
         for row in plays
@@ -253,7 +253,7 @@ def test_stale_month_lists_are_rebuilt_for_the_months_that_changed_only(
     before = _list_rows(db_session)
     assert rebuild(db_session) == 0, "nothing changed: no month is ranked again"
     assert _list_rows(db_session) == before
-    ranked = _ranked(plays, Window())
+    ranked = _ranked(plays, DateWindow())
     # Three months change: a new best play in one, the best play of another deleted (a
     # deleted user), and a pp change (a rework) in a third.
     newcomer = dict(ranked[0], score_id=888_888, pp=ranked[0]["pp"] + 1)
@@ -310,7 +310,7 @@ def test_without_a_rebuild_hiscores_answer(db_session: Session) -> None:
         ],
     )
     db_session.execute(sa.text("DELETE FROM bestplays_refreshes WHERE mode = 3"))
-    body = orjson.loads(BestPlays(lambda: SessionReader(db_session)).body(3, Window(), 10))
+    body = orjson.loads(BestPlays(lambda: SessionReader(db_session)).body(3, DateWindow(), 10))
     assert body == [
         {
             "user": 9,
@@ -337,7 +337,7 @@ def test_a_refresh_rewrites_only_the_positions_that_changed(
     db_session: Session, plays: list[dict[str, Any]]
 ) -> None:
     before = _table(db_session)
-    refresh_bestplays(db_session, MODE, TABLE_SIZE, datetime.now(UTC))
+    rebuild_bestplays(db_session, MODE, TABLE_SIZE, datetime.now(UTC))
     assert _table(db_session) == before
     # A play with a pp between two neighbours' enters at position k and shifts only k..60.
     k = next(k for k in range(50, TABLE_SIZE) if plays_pp(plays, k) > plays_pp(plays, k + 1))
@@ -346,15 +346,15 @@ def test_a_refresh_rewrites_only_the_positions_that_changed(
         plays[0], score_id=999_999, pp=(plays_pp(plays, k - 1) + plays_pp(plays, k)) / 2
     )
     db_session.execute(hiscores.insert(), [entering])
-    refresh_bestplays(db_session, MODE, TABLE_SIZE, datetime.now(UTC))
+    rebuild_bestplays(db_session, MODE, TABLE_SIZE, datetime.now(UTC))
     after = _table(db_session)
     assert {p: after[p] for p in range(1, k)} == {p: before[p] for p in range(1, k)}
     assert after[k][1] == 999_999
     assert all(after[p][0] != before[p][0] for p in range(k, TABLE_SIZE + 1))
     assert list(after) == sorted(before)
-    expected = brute_force([*plays, entering], Window(), TABLE_SIZE)
+    expected = brute_force([*plays, entering], DateWindow(), TABLE_SIZE)
     best = BestPlays(lambda: SessionReader(db_session))
-    assert orjson.loads(best.body(MODE, Window(), TABLE_SIZE)) == expected
+    assert orjson.loads(best.body(MODE, DateWindow(), TABLE_SIZE)) == expected
 
 
 def plays_pp(plays: list[dict[str, Any]], position: int) -> float:
@@ -372,7 +372,7 @@ def test_small_month_list_merges_need_no_heavy_slot(
         with holder.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s)", (HEAVY_LOCK_KEY,))
         # Whole months whose lists hold `limit` rows each: a merge of lists only.
-        whole_year = Window(_month(2016, 3), _month(2017, 3) - TICK)
+        whole_year = DateWindow(_month(2016, 3), _month(2017, 3) - TICK)
         body = best.body(MODE, whole_year, LIST_SIZE)
         assert orjson.loads(body) == brute_force(plays, whole_year, LIST_SIZE)
         # A body of more than LIGHT_LIMIT plays is heavy work: it needs the slot.

@@ -12,8 +12,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 from support.faults import FaultStack, fault_stack, wait_for
 
-from osutrack.jobs import MAINTENANCE_QUEUE
 from osutrack.schema import job_watermarks, peaks, stats_snapshots
+from osutrack.tasknames import MAINTENANCE_QUEUE
 from worker.peaks import PEAKS_JOB
 
 pytestmark = pytest.mark.integration

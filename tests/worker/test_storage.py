@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from osutrack.fields import DIFF_FIELD_ORDER, PlayerStats
 from osutrack.schema import bestplays, bestplays_refreshes, hiscores, peaks, stats_snapshots
-from worker.bestplays import refresh_bestplays
+from worker.bestplays import rebuild_bestplays
 from worker.peaks import recompute_peaks
 from worker.update_store import store_update
 from worker.upstream.models import Player, TopPlay
@@ -140,7 +140,7 @@ def test_bestplays_orders_by_pp_then_time_then_id(db_session: Session) -> None:
         _play(40, 700.0, T0 + timedelta(days=5)),
     ]
     _store(db_session, STATS, T0, plays, mode=3)
-    assert refresh_bestplays(db_session, 3, 10_000, T0) == 4
+    assert rebuild_bestplays(db_session, 3, 10_000, T0) == 4
     order = db_session.scalars(
         select(bestplays.c.score_id).where(bestplays.c.mode == 3).order_by(bestplays.c.position)
     ).all()
@@ -152,7 +152,7 @@ def test_bestplays_orders_by_pp_then_time_then_id(db_session: Session) -> None:
     ).one()
     assert tuple(refreshed) == (4, 10_000)
     # A second refresh replaces the table instead of adding to it.
-    refresh_bestplays(db_session, 3, 10_000, T0)
+    rebuild_bestplays(db_session, 3, 10_000, T0)
     count = db_session.scalar(
         select(func.count()).select_from(bestplays).where(bestplays.c.mode == 3)
     )

@@ -27,6 +27,13 @@ class OsuClient(Protocol):
         user does not exist (restricted since the player was fetched)."""
         ...
 
+    def fetch_players(
+        self, user_modes: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], Player | None]:
+        """Each (user_id, mode)'s player, or None for a user osu! does not know, in as few
+        requests as the API version allows."""
+        ...
+
 
 def make_client(settings: Settings, redis_client: redis.Redis) -> OsuClient:
     """The client the settings ask for, sharing the fleet's request budget and token."""

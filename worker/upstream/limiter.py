@@ -30,7 +30,7 @@ from osutrack.budget import (
     COOLDOWN_KEY,
     WAITER_STALE_SECONDS,
     WAITERS_KEY,
-    Window,
+    RateWindow,
     windows_of,
 )
 from osutrack.settings import RateLimit
@@ -225,7 +225,7 @@ class UpstreamLimiter:
         pipe.pexpire(WAITERS_KEY, int(WAITER_STALE_SECONDS * 4000))
         pipe.execute()
 
-    def _try_take(self, slot_id: str, windows: list[Window], *, defer: bool) -> float:
+    def _try_take(self, slot_id: str, windows: list[RateWindow], *, defer: bool) -> float:
         """0.0 if the slot was taken, else seconds until it may be worth trying again."""
         if not windows:
             return 0.0

@@ -134,3 +134,9 @@ class V1Client:
         if not isinstance(body, list):
             raise MalformedUpstream("the osu! API v1 sent best scores that are not a list")
         return only_players_plays(user_id, [play_from_v1(row) for row in body])
+
+    def fetch_players(
+        self, user_modes: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], Player | None]:
+        """Each user-mode's player; v1 has no batch endpoint: one request per user-mode."""
+        return {(user_id, mode): self.fetch_player(user_id, mode) for user_id, mode in user_modes}

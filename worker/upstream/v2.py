@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from osutrack.fields import PlayerStats
+from osutrack.fields import UNRANKED, PlayerStats
 from worker.upstream.errors import UpstreamAuthError
 from worker.upstream.http import NOT_FOUND, UpstreamHttp
 from worker.upstream.models import MODE_NAMES_V2, Player, TopPlay, only_players_plays
@@ -189,3 +189,19 @@ class V2Client:
                 if rulesets.get(name) is not None
             }
         return found
+
+    def fetch_players(
+        self, user_modes: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], Player | None]:
+        """Each user-mode's player from one batch request for up to 50 players."""
+        found = self.fetch_players_batch(sorted({user_id for user_id, _ in user_modes}))
+        players: dict[tuple[int, int], Player | None] = {}
+        for user_id, mode in user_modes:
+            modes = found.get(user_id)
+            if modes is None:
+                players[(user_id, mode)] = None
+            else:
+                # Known user with no statistics in this mode: unranked there.
+                username = next(iter(modes.values())).username if modes else ""
+                players[(user_id, mode)] = modes.get(mode) or Player(user_id, username, UNRANKED)
+        return players

@@ -11,7 +11,8 @@ from api_shim import params, queries
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Hiscore, HiscoresQuery, StatsHistoryQuery, StatsSnapshot
-from api_shim.reader import Reader
+from api_shim.ratelimit import READ
+from api_shim.read_connections import Reader
 from api_shim.replicas import ReadRouting
 from api_shim.respond import send_json
 from api_shim.services import Services
@@ -20,7 +21,7 @@ TAGS = ["history"]
 
 
 def stats_history(
-    reader: Reader, user_id: int, mode: int, window: params.Window
+    reader: Reader, user_id: int, mode: int, window: params.DateWindow
 ) -> list[dict[str, Any]]:
     """The user's snapshots in the mode with `captured_at` inside `window`, oldest first.
 
@@ -38,7 +39,7 @@ def user_id_by_name(reader: Reader, username: str) -> int | None:
 
 
 def user_hiscores(
-    reader: Reader, user_id: int, mode: int, window: params.Window
+    reader: Reader, user_id: int, mode: int, window: params.DateWindow
 ) -> list[dict[str, Any]]:
     """Every recorded top play of the user in the mode, by `score_time` inside `window`."""
     rows = reader.fetch(queries.USER_HISCORES, (user_id, mode, *queries.window_bounds(window)))
@@ -48,6 +49,8 @@ def user_hiscores(
 
 class StatsHistoryResource:
     """GET /stats_history."""
+
+    rate_limit = READ
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -81,6 +84,8 @@ class StatsHistoryResource:
 
 class HiscoresResource:
     """GET /hiscores."""
+
+    rate_limit = READ
 
     def __init__(self, services: Services) -> None:
         self._services = services

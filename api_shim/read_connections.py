@@ -1,7 +1,7 @@
 """Raw psycopg2 connections for the read endpoints: one per serving thread, autocommit.
 
 A read is one statement, so it needs no transaction, no pool checkout and no ping: each
-thread keeps its own connection (opened on first use, after Granian's fork), which bounds
+thread keeps its own connection (opened on first use), which bounds
 the connections of a process by its thread count. Every connection has `statement_timeout`
 set, so no read runs unbounded. SQL is constant text with bound parameters; the per-user
 lookups are PREPAREd once per connection, so Postgres parses and plans them once.
@@ -13,7 +13,6 @@ Errors reach the caller as psycopg2 exceptions, which `api_shim.errors` maps to 
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -49,7 +48,6 @@ def libpq_dsn(database_url: str) -> str:
 
 class _Local(threading.local):
     conn: psycopg2.extensions.connection | None = None
-    pid: int = 0
     prepared: set[str]
 
     def __init__(self) -> None:
@@ -74,7 +72,7 @@ class Reader:
     def fetch(self, sql: str | Prepared, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         """All rows of `sql` with `args` bound (`%s` placeholders for plain text)."""
         local = self._local
-        reused = local.conn is not None and local.pid == os.getpid()
+        reused = local.conn is not None
         try:
             return self._run(local, sql, args)
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
@@ -98,10 +96,7 @@ class Reader:
             return cursor.fetchall()
 
     def _connection(self, local: _Local) -> psycopg2.extensions.connection:
-        if local.conn is None or local.pid != os.getpid():
-            # A connection inherited across a fork belongs to the parent: forget it, never
-            # close it (closing would end the parent's session too).
-            local.conn = None
+        if local.conn is None:
             local.prepared = set()
             conn = psycopg2.connect(
                 libpq_dsn(self._database_url),
@@ -109,7 +104,7 @@ class Reader:
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
             )
             conn.autocommit = True
-            local.conn, local.pid = conn, os.getpid()
+            local.conn = conn
         return local.conn
 
     def discard(self) -> None:
@@ -122,7 +117,7 @@ class Reader:
 
     @staticmethod
     def _drop(local: _Local) -> None:
-        if local.conn is not None and local.pid == os.getpid():
+        if local.conn is not None:
             local.conn.close()
         local.conn = None
         local.prepared = set()

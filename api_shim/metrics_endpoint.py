@@ -7,22 +7,23 @@ from spectree import Response
 from sqlalchemy import func, select
 
 from api_shim.docs import spec
-from api_shim.health import WORKER_KEY_PATTERN
+from api_shim.health_endpoints import WORKER_KEY_PATTERN
 from api_shim.models import ErrorBody
+from api_shim.ratelimit import UNLIMITED
 from api_shim.services import Services
-from osutrack import jobs, queue
 from osutrack import metrics as fleet_metrics
+from osutrack import tasknames
 from osutrack.schema import refresh_schedule
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # The Celery queues in Redis: updates released to the workers, updates waiting for the
 # upstream budget (first attempts, then retries), the scheduled refresh, beat's upkeep.
 QUEUES = (
-    queue.UPDATE_QUEUE,
-    queue.WAITING_QUEUE,
-    queue.RETRY_QUEUE,
-    jobs.REFRESH_QUEUE,
-    jobs.MAINTENANCE_QUEUE,
+    tasknames.UPDATE_QUEUE,
+    tasknames.WAITING_QUEUE,
+    tasknames.RETRY_QUEUE,
+    tasknames.REFRESH_QUEUE,
+    tasknames.MAINTENANCE_QUEUE,
 )
 
 Gauges = dict[str, tuple[str, float]]
@@ -35,6 +36,8 @@ def coverage_ratio(tracked: int, checked_in_time: int) -> float:
 
 class MetricsResource:
     """GET /metrics: counters recorded by every process, plus gauges read now."""
+
+    rate_limit = UNLIMITED
 
     def __init__(self, services: Services) -> None:
         self._services = services

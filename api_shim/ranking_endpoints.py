@@ -18,7 +18,8 @@ from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import BestPlay, BestPlaysQuery, ErrorBody, Peak, UserModeQuery
-from api_shim.reader import Reader
+from api_shim.ratelimit import READ
+from api_shim.read_connections import Reader
 from api_shim.respond import send_json
 from api_shim.services import Services
 
@@ -69,7 +70,7 @@ def peak(reader: Reader, user_id: int, mode: int) -> dict[str, Any]:
     return dict(zip(queries.PEAK_KEYS, rows[0], strict=True))
 
 
-def live_best_plays(reader: Reader, mode: int, window: params.Window, limit: int) -> bytes:
+def live_best_plays(reader: Reader, mode: int, window: params.DateWindow, limit: int) -> bytes:
     """The body of the top `limit` plays of the mode inside `window`, from all hiscores."""
     start, end = queries.window_bounds(window)
     rows = reader.fetch(queries.BEST_PLAYS_LIVE, (mode, start, end, limit))
@@ -99,7 +100,7 @@ class BestPlays:
         self._live = BodyCache(LIVE_BODIES_MAX_ENTRIES, LIVE_BODIES_MAX_BYTES)
         self._heavy_admitted = threading.BoundedSemaphore(HEAVY_WAITERS)
 
-    def known_body(self, mode: int, window: params.Window, limit: int) -> bytes | None:
+    def known_body(self, mode: int, window: params.DateWindow, limit: int) -> bytes | None:
         """The body when this process already has it: answered by the current table copy,
         or kept in the LRU since the current rebuild. One stamp lookup, no other statement
         and no table load, so it is cheap enough for the event loop; None means `body`
@@ -116,7 +117,7 @@ class BestPlays:
             return answer
         return self._live.get((mode, window.start, window.end, limit, table.refreshed_at))
 
-    def body(self, mode: int, window: params.Window, limit: int) -> bytes:
+    def body(self, mode: int, window: params.DateWindow, limit: int) -> bytes:
         reader: Reader = self._reader_of()
         stamp = reader.fetch(queries.BESTPLAYS_STAMP, (mode,))
         if not stamp:
@@ -138,7 +139,7 @@ class BestPlays:
         return body
 
     def _window_body(
-        self, reader: Reader, mode: int, window: params.Window, limit: int, in_slot: bool
+        self, reader: Reader, mode: int, window: params.DateWindow, limit: int, in_slot: bool
     ) -> bytes:
         """The window from the month lists, with exact parts where they cannot tell;
         `in_slot` when the caller already holds the heavy slot."""
@@ -238,6 +239,8 @@ class BestPlays:
 class PeakResource:
     """GET /peak."""
 
+    rate_limit = READ
+
     def __init__(self, services: Services) -> None:
         self._services = services
 
@@ -265,6 +268,8 @@ class PeakResource:
 
 class BestPlaysResource:
     """GET /bestplays."""
+
+    rate_limit = READ
 
     def __init__(self, services: Services) -> None:
         self._services = services

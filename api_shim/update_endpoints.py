@@ -17,11 +17,11 @@ from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Job, JobError, UpdateDiff, UpdateQuery
 from api_shim.prefer import choose_wait, parse_prefer
-from api_shim.ratelimit import InboundRateLimit
+from api_shim.ratelimit import READ, UPDATE, InboundRateLimit
 from api_shim.respond import RETRY_AFTER_SECONDS, send_error, send_json
 from api_shim.services import Services
 from osutrack import jobs, queue
-from osutrack.budget import Window
+from osutrack.budget import RateWindow
 from osutrack.timefmt import iso_z
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def _iso(moment: float | None) -> str | None:
     return None if moment is None else iso_z(datetime.fromtimestamp(moment, UTC))
 
 
-def place_of(client: redis.Redis, state: jobs.JobState, windows: list[Window]) -> queue.Place:
+def place_of(client: redis.Redis, state: jobs.JobState, windows: list[RateWindow]) -> queue.Place:
     """Where the job stands: its queue place while queued, else 0 and now."""
     if state.status == jobs.QUEUED:
         return queue.place_of(client, state.job_id, windows)
@@ -71,9 +71,11 @@ def job_body(state: jobs.JobState, place: queue.Place) -> dict[str, Any]:
 class UpdateResource:
     """POST /update: one job per user and mode in flight, shared by concurrent callers."""
 
-    def __init__(self, services: Services, rate_limit: InboundRateLimit) -> None:
+    rate_limit = UPDATE
+
+    def __init__(self, services: Services, inbound_limit: InboundRateLimit) -> None:
         self._services = services
-        self._rate_limit = rate_limit
+        self._inbound_limit = inbound_limit
 
     @spec.validate(
         query=UpdateQuery,
@@ -119,7 +121,7 @@ class UpdateResource:
             settings.update_wait_seconds,
             settings.update_wait_max_seconds,
         )
-        self._rate_limit.take_update(req)
+        self._inbound_limit.take_update(req)
         if choice.applied:
             resp.set_header("Preference-Applied", choice.applied)
         broker = self._services.broker
@@ -206,6 +208,8 @@ def _send_failure(resp: falcon.asgi.Response, state: jobs.JobState) -> None:
 class JobResource:
     """GET /jobs/{job_id}: the state of an update job."""
 
+    rate_limit = READ
+
     def __init__(self, services: Services) -> None:
         self._services = services
 
@@ -242,6 +246,8 @@ class JobResource:
         await self.on_get(req, resp, job_id)
 
 
-def _job_resource(client: redis.Redis, job_id: str, windows: list[Window]) -> dict[str, Any] | None:
+def _job_resource(
+    client: redis.Redis, job_id: str, windows: list[RateWindow]
+) -> dict[str, Any] | None:
     state = jobs.read_job(client, job_id)
     return None if state is None else job_body(state, place_of(client, state, windows))

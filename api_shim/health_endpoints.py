@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api_shim.docs import spec
 from api_shim.models import Health, Ping
+from api_shim.ratelimit import UNLIMITED
 from api_shim.respond import send_json
 from api_shim.services import Services
 from osutrack import upstream_status
@@ -25,6 +26,8 @@ WORKER_KEY_PATTERN = "osutrack:worker:*"
 
 class HealthResource:
     """GET /health: 200 when everything is up, else 503 naming what is down."""
+
+    rate_limit = UNLIMITED
 
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -100,6 +103,8 @@ class PingResource:
     A liveness probe for orchestrators (restart only a process that stopped answering, not
     one whose database is away) and the framework's own ceiling in the benchmarks.
     """
+
+    rate_limit = UNLIMITED
 
     @spec.validate(resp=Response(HTTP_200=Ping), tags=["operations"])
     async def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from api_shim.reader import Prepared, Reader, libpq_dsn
+from api_shim.read_connections import Prepared, Reader, libpq_dsn
 
 ONE = Prepared("osutrack_test_one", "SELECT $1::int + 1")
 
