@@ -1,6 +1,6 @@
 """A job whose delivery keeps killing its worker is failed instead of coming back forever.
 
-Proves the poison guard of `worker.tasks.update_user_task`: the delivery counter of a
+Proves the poison guard of `worker.update_job.run_update_job`: the delivery counter of a
 message that came back three times (worker lost each time) stops the fourth delivery.
 Without the guard, the job below would run and finish.
 """

@@ -1,7 +1,7 @@
 """Postgres stopped and started again during updates: jobs finish once, reads answer 503.
 
 Mechanisms under test:
-- the update task's infra retry (worker/tasks.py: DBAPIError retried with backoff, up to
+- the update task's infra retry (worker/update_job.py: DBAPIError retried with backoff, up to
   INFRA_MAX_RETRIES) and the engines' pre-ping (worker/db.py), so a worker survives a
   database restart without being restarted itself;
 - the transaction around each update: an update cut off by the shutdown rolls back and

@@ -3,7 +3,7 @@
 Mechanisms under test:
 - `UpstreamHttp.request_json` (worker/upstream/http.py) raises timeouts, connection errors,
   429 and 5xx answers and bodies that are not JSON as transient `UpstreamError`s, and the
-  update task sends the job back to the queue for another attempt (worker/tasks.py) until
+  update task sends the job back to the queue for another attempt (worker/update_job.py) until
   OSU_API_RETRY_HORIZON_SECONDS after its first attempt;
 - a job still failing then is a failed job with its status (502, or 503 + Retry-After
   when rate limited), never the "exists: false" body of a user osu! does not know;

@@ -1,6 +1,6 @@
 """A worker killed with SIGKILL mid-update: the job still finishes, and exactly once.
 
-Mechanisms under test (celeryconfig, worker/tasks.py, worker/update_store.py):
+Mechanisms under test (celeryconfig, worker/update_job.py, worker/update_store.py):
 - `task_acks_late` + `task_reject_on_worker_lost`: a message whose pool process died is
   handed back to the queue instead of being lost (or acknowledged as done);
 - the broker's visibility timeout: a message whose whole worker node died comes back;
