@@ -47,6 +47,7 @@ CASES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("process", "cmd", "blanked", "missing"),
     CASES,

@@ -34,6 +34,7 @@ def test_child_env_copies_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None
     assert "MUTATED" not in os.environ
 
 
+@pytest.mark.integration
 def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     # The child ignores SIGTERM and has a grandchild in its process group.
@@ -62,6 +63,7 @@ def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path) -> None:
     assert not _alive(grandchild)
 
 
+@pytest.mark.integration
 def test_supervisor_notices_a_child_that_exits() -> None:
     supervisor = Supervisor()
     supervisor.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], child_env())
