@@ -57,12 +57,13 @@ format: $(STAMP)
 # `make test`: lint, then every test on $(WORKERS) workers with coverage.
 # `make test T=tests/worker/test_stats.py` (a file, directory or node id): only that, in
 # one process, without lint or coverage: the loop while working on one thing.
+# ARGS go to pytest as they are: `make test T=tests/worker ARGS="-x -k peaks"`.
 test: $(STAMP) $(if $(T),,lint)
-	$(PYTEST) $(if $(T),$(T),$(PARALLEL) $(COVERAGE))
+	$(PYTEST) $(if $(T),$(T),$(PARALLEL) $(COVERAGE)) $(ARGS)
 
 # Seconds: the tests of pure logic, no Postgres, Redis or process (tests/support/layers.py).
 test-unit: $(STAMP)
-	$(PYTEST) $(UNIT)
+	$(PYTEST) $(UNIT) $(ARGS)
 
 # Both locks from pyproject.toml's pins, every file's hash included; the dev lock is
 # constrained to the runtime one, so the image and .venv share every version. Transitive
