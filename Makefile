@@ -20,9 +20,11 @@ UNIT := -m unit -p no:schemathesis -p no:anyio \
 # Four xdist workers, each with its own Postgres, Redis, simulator, Celery worker and API
 # (tests/conftest.py): most of a test's time is spent waiting on those processes, so more
 # workers than the two cores still pay. loadscope keeps a module on one worker, so a
-# module-scoped service (a rate-limited API, say) starts once.
+# module-scoped service (a rate-limited API, say) starts once; without xdist's reordering
+# each worker takes modules in the order tests/support/layers.py gives them (unit, db,
+# integration), so no db test runs beside that worker's session Celery worker.
 WORKERS ?= 4
-PARALLEL := -n $(WORKERS) --dist loadscope
+PARALLEL := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 # In-process coverage of the service's packages (see [tool.coverage] in pyproject.toml);
 # the floor is what the whole suite reaches, less a margin for runs that skip a test.
 COVERAGE := --cov --cov-report=term:skip-covered --cov-fail-under=75
@@ -78,7 +80,7 @@ lock: $(STAMP)
 # needs the PyPI JSON API or OSV, which the development machines here cannot reach; run it
 # where they can (README).
 audit: $(STAMP)
-	$(BIN)/pip-audit --requirement $(DEV_LOCK) --require-hashes --no-deps --progress-spinner off
+	$(BIN)/pip-audit --requirement $(DEV_LOCK) --require-hashes --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .osutrack .coverage .coverage.*

@@ -61,10 +61,24 @@ def layer_of(item: pytest.Item, tests_root: Path) -> str:
 
 
 def assign_layers(items: list[pytest.Item], tests_root: Path) -> None:
+    """Mark every item with its layer, then order modules unit, db, integration.
+
+    A module counts as its heaviest test's layer; within a layer the modules with more
+    tests go first (as xdist's own reordering would). With `--no-loadscope-reorder` every
+    xdist worker takes modules in this order, so each runs all its db tests before its
+    first integration test starts the session Celery worker and API, as a serial run
+    does: a db test that fills the `updates` list must not feed a live worker.
+    """
+    module_rank: dict[Path, int] = {}
+    module_size: dict[Path, int] = {}
     for item in items:
         layer = layer_of(item, tests_root)
         if not item.get_closest_marker(layer):
             item.add_marker(layer)
+        rank = LAYERS.index(layer)
+        module_rank[item.path] = max(module_rank.get(item.path, 0), rank)
+        module_size[item.path] = module_size.get(item.path, 0) + 1
+    items.sort(key=lambda item: (module_rank[item.path], -module_size[item.path]))
 
 
 class ServiceUsedInUnitTest(Exception):
