@@ -38,8 +38,9 @@ from devstack.env import child_env
 from devstack.procs import free_port
 from devstack.services import PostgresServer, RedisServer
 
-# The unit/db/integration markers, assigned to every test, and the unit tests' guard.
-pytest_plugins = ("support.layers",)
+# The unit/db/integration markers, assigned to every test, and the unit tests' guard; the
+# browser test's screenshot or skip banner at the end of the run.
+pytest_plugins = ("support.layers", "support.browser_report")
 
 ServiceEnv = Callable[..., dict[str, str]]
 
