@@ -2,8 +2,9 @@
 
 Everything here starts lazily: a test gets Postgres, Redis, the simulator, a Celery worker
 or the API only if it (or a fixture it uses) asks for them, so unit tests start nothing.
-Each service runs once per session in a temp dir on a free port and is stopped at the end;
-a service that cannot start fails the tests that need it, with its log in the error.
+Each service runs once per session (once per xdist worker) in a temp dir on a free port
+and is stopped at the end; a service that cannot start fails the tests that need it, with
+its log in the error.
 
 Fixtures:
     pg_server         session   PostgresServer (fsync off) with an empty `osutrack` database
@@ -36,6 +37,10 @@ from devstack.commands import migrate_command, migrations_available, simulator_o
 from devstack.env import child_env
 from devstack.procs import free_port
 from devstack.services import PostgresServer, RedisServer
+
+# The unit/db/integration markers, assigned to every test, and the unit tests' guard; the
+# browser test's screenshot or skip banner at the end of the run.
+pytest_plugins = ("support.layers", "support.browser_report")
 
 ServiceEnv = Callable[..., dict[str, str]]
 

@@ -47,6 +47,7 @@ CASES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("process", "cmd", "blanked", "missing"),
     CASES,
@@ -108,6 +109,7 @@ REFUSING = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("label", "cmd", "bad", "refusal"),
     REFUSING,

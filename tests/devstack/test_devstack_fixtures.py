@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import psycopg2
-import pytest
 import redis
 import requests
 import sqlalchemy as sa
@@ -32,14 +31,12 @@ def test_redis_client_decodes_text(redis_client: redis.Redis) -> None:
     assert redis_client.get("k") == "v"
 
 
-@pytest.mark.integration
 def test_database_url_is_migrated(db_session: Session) -> None:
     version = db_session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
 
     assert version
 
 
-@pytest.mark.integration
 def test_simulator_helper_round_trip(simulator: SimulatorClient) -> None:
     simulator.advance(USER, 0, steps=1, new_top_plays=1)
     requests.get(f"{simulator.base_url}/api/v2/users/{USER}/osu", timeout=5)
@@ -48,7 +45,6 @@ def test_simulator_helper_round_trip(simulator: SimulatorClient) -> None:
     assert simulator.requests_log()
 
 
-@pytest.mark.integration
 def test_worker_and_api_start(worker_process: ManagedProcess, api_url: str) -> None:
     assert worker_process.is_running()
     assert requests.get(f"{api_url}/openapi.json", timeout=5).status_code == 200

@@ -9,18 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from support.processes import wait_until_exited
 
 from devstack.env import child_env
 from devstack.procs import spawn, stop_processes
 from devstack.supervise import Supervisor
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_child_env_copies_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,6 +27,7 @@ def test_child_env_copies_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None
     assert "MUTATED" not in os.environ
 
 
+@pytest.mark.integration
 def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     # The child ignores SIGTERM and has a grandchild in its process group.
@@ -56,12 +50,10 @@ def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path) -> None:
 
     assert time.monotonic() - started < 5
     assert proc.returncode == -signal.SIGKILL
-    deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(grandchild)
+    wait_until_exited(grandchild, timeout=5)
 
 
+@pytest.mark.integration
 def test_supervisor_notices_a_child_that_exits() -> None:
     supervisor = Supervisor()
     supervisor.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], child_env())

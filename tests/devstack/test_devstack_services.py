@@ -13,6 +13,9 @@ import redis
 from devstack.procs import free_port, port_open
 from devstack.services import PostgresServer, RedisServer
 
+# Marked here, not found from fixtures: the module starts its own Postgres and Redis servers.
+pytestmark = pytest.mark.integration
+
 
 def _query(server: PostgresServer, sql: str) -> list[tuple[object, ...]]:
     conn = psycopg2.connect(server.dsn())

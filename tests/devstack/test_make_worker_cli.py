@@ -7,7 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from devstack.env import child_env
+
+# Marked here, not found from fixtures: the module runs `python -m devstack.worker`.
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 # Starting the interpreter and importing the settings takes seconds on a busy machine.

@@ -60,6 +60,7 @@ def test_postgres_password_never_on_a_command_line(pg_server: PostgresServer) ->
     assert pg_server.password.encode() not in cmdline
 
 
+@pytest.mark.integration
 def test_a_cluster_without_a_password_file_gets_a_new_password(
     own_postgres: PostgresServer,
 ) -> None:

@@ -21,6 +21,9 @@ from devstack.procs import free_port
 from devstack.services import AOF_LOSS_WINDOW_SECONDS, RedisServer
 from devstack.supervise import GaveUp, RestartPolicy, Server, Supervisor
 
+# Marked here, not found from fixtures: the module supervises real child processes.
+pytestmark = pytest.mark.integration
+
 POLICY = RestartPolicy(
     max_deaths=3, window_seconds=60.0, first_delay_seconds=0.2, max_delay_seconds=0.4
 )

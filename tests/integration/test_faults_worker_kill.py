@@ -25,6 +25,7 @@ from support.faults import (
     pool_children,
     wait_for,
 )
+from support.processes import wait_until_exited
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ def stack(tmp_path: Path, database_url: str) -> Iterator[FaultStack]:
 
 def _kill(process: psutil.Process) -> None:
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    wait_until_exited(process.pid, timeout=10)
 
 
 def test_pool_process_killed_during_the_upstream_call_then_job_runs_again_once(
@@ -155,7 +156,7 @@ def test_worker_main_process_killed_job_returns_after_the_visibility_timeout_and
     wait_for(lambda: stack.upstream_requests(user, "v2_user") == 1, 15, "the user call")
     (child,) = pool_children(victim)
     victim.kill(signal.SIGKILL)
-    child.wait(timeout=10)
+    wait_until_exited(child.pid, timeout=10)
     stack.start_worker("survivor")
     assert stack.job(job_id).status == "running"  # type: ignore[union-attr]
 

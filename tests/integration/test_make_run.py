@@ -35,7 +35,7 @@ import psycopg2
 import pytest
 import redis
 import requests
-from support.processes import ManagedProcess
+from support.processes import ManagedProcess, has_exited
 from support.simulator import SimulatorClient
 
 from celeryconfig import VISIBILITY_TIMEOUT_SECONDS, broker_transport_options
@@ -138,14 +138,6 @@ def child(stack: Stack, kind: str) -> psutil.Process | None:
             if proc.status() != psutil.STATUS_ZOMBIE and _matches(kind, proc.cmdline()):
                 return proc
     return None
-
-
-def gone(proc: psutil.Process) -> bool:
-    """True once `proc` has exited: reaped, or a zombie waiting to be."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -368,7 +360,7 @@ def test_a_killed_child_is_restarted_and_no_accepted_job_is_lost(stack: Stack, k
         # A killed simulator comes back without latency anyway.
         with contextlib.suppress(requests.RequestException):
             stack.set_latency(0)
-    until(lambda: gone(victim), 30, f"{kind} (pid {victim.pid}) exited")
+    until(lambda: has_exited(victim.pid), 30, f"{kind} (pid {victim.pid}) exited")
 
     serves_again_by = killed_at + SERVES_AGAIN_SECONDS
     restarted = until(
@@ -416,7 +408,7 @@ def test_ctrl_c_stops_every_process(stack: Stack) -> None:
     stack.process.kill(signal.SIGINT)
 
     assert stack.process.wait(timeout=STOP_BOUND_SECONDS) == 0
-    assert not [proc for proc in children if not gone(proc)]
+    assert not [proc for proc in children if not has_exited(proc.pid)]
     assert not (stack.data_dir / "stack.env").exists()
 
 
@@ -431,9 +423,9 @@ def test_a_child_that_keeps_dying_stops_make_run(tmp_path: Path) -> None:
                 "a simulator",
             )
             victim.send_signal(signal.SIGKILL)
-            until(lambda v=victim: gone(v), 30, "the simulator exited")
+            until(lambda v=victim: has_exited(v.pid), 30, "the simulator exited")
 
         assert stack.process.wait(timeout=STOP_BOUND_SECONDS) == 1
         assert f"died {policy.max_deaths} times within" in stack.process.output()
-        assert not [proc for proc in children if not gone(proc)]
+        assert not [proc for proc in children if not has_exited(proc.pid)]
         assert not (stack.data_dir / "stack.env").exists()

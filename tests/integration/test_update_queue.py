@@ -17,6 +17,7 @@ import psutil
 import pytest
 from celery import Celery
 from support.faults import FaultStack, budget_overruns, fault_stack, new_fault_user, wait_for
+from support.processes import wait_until_exited
 
 from osutrack import jobs
 from osutrack.tasknames import REFRESH_QUEUE
@@ -123,7 +124,8 @@ def test_a_worker_killed_while_jobs_wait_for_the_budget_loses_and_doubles_nothin
     tree = [main, *main.children(recursive=True)]
     for process in tree:
         process.kill()
-    psutil.wait_procs(tree, timeout=10)
+    for process in tree:
+        wait_until_exited(process.pid, timeout=10)
     stack.start_worker("second", concurrency=2, queues="updates")
     # A job the killed worker had taken comes back after the broker's visibility timeout.
     states = [stack.wait_terminal(job_id, timeout=150) for job_id in job_ids]

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
+# Marked here, not found from fixtures: the module runs the simulator as a server process.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

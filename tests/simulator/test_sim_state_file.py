@@ -23,6 +23,9 @@ from devstack.procs import free_port, port_open
 from simulator.app import create_app
 from simulator.config import SimConfig
 
+# Marked here, not found from fixtures: the module runs and restarts the simulator process.
+pytestmark = pytest.mark.integration
+
 ADVANCED, REWORKED, RESTRICTED, UNTOUCHED = 31338, 31339, 31340, 31341
 # Every kind of change, with global steps both next to each other and between others.
 OPERATIONS: list[tuple[str, dict[str, str]]] = [

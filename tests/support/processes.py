@@ -174,3 +174,24 @@ def _answers(url: str) -> bool:
     with contextlib.suppress(requests.RequestException):
         return requests.get(url, timeout=2).status_code == 200
     return False
+
+
+def has_exited(pid: int) -> bool:
+    """True once `pid` has exited: reaped, or a zombie that its parent has yet to reap.
+
+    A killed process whose parent is gone is re-parented to PID 1 or to the nearest
+    subreaper (a container's init, a systemd user manager, some CI runners), which may reap
+    it late; until then its pid still answers kill(pid, 0).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    # The state follows the command name, in parentheses that may hold anything.
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state in {"Z", "X"}
+
+
+def wait_until_exited(pid: int, timeout: float) -> None:
+    """Return once `pid` has exited (see `has_exited`); `TimeoutError` after `timeout` s."""
+    wait_until(lambda: has_exited(pid), timeout=timeout, what=f"pid {pid} exits", interval=0.05)

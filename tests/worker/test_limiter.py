@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from osutrack.settings import RateLimit
 from worker.upstream.errors import UpstreamRateLimited
@@ -113,7 +115,11 @@ def test_a_long_pause_fails_fast_with_its_retry_after(build: Build) -> None:
 
 
 def test_fails_closed_without_redis() -> None:
-    unreachable = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5)
+    # One attempt per command: redis-py's default retries only repeat the refusal, for
+    # about five seconds a command.
+    unreachable = redis.Redis(
+        host="127.0.0.1", port=9, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     limiter = UpstreamLimiter(
         unreachable, RateLimit.parse("10/second"), refresh_share=0.5, max_wait_seconds=1
     )

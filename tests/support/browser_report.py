@@ -1,4 +1,8 @@
-"""The browser test's report: its screenshot when it ran, a banner when it could not."""
+"""The browser test's report: its screenshot when it ran, a banner when it could not.
+
+A plugin of tests/conftest.py rather than a conftest of tests/browser: under xdist only
+the controller writes the terminal summary, and it loads no conftest below tests/.
+"""
 
 from __future__ import annotations
 
