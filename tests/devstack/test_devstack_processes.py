@@ -45,10 +45,9 @@ def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path) -> None:
         time.sleep(0.05)
     grandchild = int(pidfile.read_text())
 
-    started = time.monotonic()
     stop_processes([proc], timeout=1.0)
 
-    assert time.monotonic() - started < 5
+    # Killed, not ended by its own 60 s sleep: the stop escalated once SIGTERM was ignored.
     assert proc.returncode == -signal.SIGKILL
     wait_until_exited(grandchild, timeout=5)
 
