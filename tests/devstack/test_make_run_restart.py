@@ -19,26 +19,13 @@ from support.processes import ManagedProcess
 
 from devstack.env import child_env
 from devstack.procs import free_port
+from osutrack.fields import DIFF_FIELD_ORDER
 
 pytestmark = pytest.mark.integration
 
 PEPPY = 2
 # Every field of the /update diff that is a stat (all but username, mode and the flags).
-STAT_KEYS = (
-    "playcount",
-    "pp_rank",
-    "pp_raw",
-    "accuracy",
-    "total_score",
-    "ranked_score",
-    "count300",
-    "count50",
-    "count100",
-    "level",
-    "count_rank_a",
-    "count_rank_s",
-    "count_rank_ss",
-)
+STAT_KEYS = DIFF_FIELD_ORDER
 # Fresh Postgres cluster, migrations and five children on a shared 2-core machine.
 START_TIMEOUT_SECONDS = 240.0
 

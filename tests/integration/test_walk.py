@@ -16,6 +16,7 @@ from conftest import SIMULATOR_API_KEY, Stack
 from sqlalchemy.orm import Session
 from support.simulator import SimulatorClient
 
+from osutrack.fields import DIFF_FIELD_ORDER
 from worker.bestplays import rebuild_bestplays, rebuild_month_lists
 
 INT_FIELDS = (
@@ -28,27 +29,7 @@ INT_FIELDS = (
     "count100",
     "count_rank_a",
 )
-ORDER = [
-    "username",
-    "mode",
-    "playcount",
-    "pp_rank",
-    "pp_raw",
-    "accuracy",
-    "total_score",
-    "ranked_score",
-    "count300",
-    "count50",
-    "count100",
-    "level",
-    "count_rank_a",
-    "count_rank_s",
-    "count_rank_ss",
-    "levelup",
-    "first",
-    "exists",
-    "newhs",
-]
+ORDER = ["username", "mode", *DIFF_FIELD_ORDER, "levelup", "first", "exists", "newhs"]
 NEWHS_KEYS = [
     "beatmap_id",
     "score_id",
