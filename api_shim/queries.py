@@ -94,22 +94,21 @@ def read_version(name: str, source: str) -> Prepared:
 
 SNAPSHOT_KEYS = (*STAT_FIELDS, "timestamp")
 
-# (user_id, mode, captured_at) is unique, so captured_at alone orders without ties and
-# the unique index delivers the rows already sorted.
-_STATS_PRINTED = ", ".join(
-    f"{stat.name}::text" if stat.history_as_text else stat.name for stat in STATS
-)
-STATS_HISTORY = Prepared(
-    "osutrack_stats_history_rows",
-    f"SELECT {_STATS_PRINTED}, {TO_CHAR.format('captured_at')} FROM stats_snapshots"  # noqa: S608
-    " WHERE user_id = $1 AND mode = $2 AND captured_at >= $3 AND captured_at <= $4"
-    " ORDER BY captured_at",
-)
-
+# A /stats_history row as printed: (SQL, key) per column.
 _STATS_COLUMNS = (
     *((f"{stat.name}::text" if stat.history_as_text else stat.name, stat.name) for stat in STATS),
     (TO_CHAR.format("captured_at"), "timestamp"),
 )
+# The rows of a body (`*_BODY`) for Python to print, when Postgres would print a float
+# unlike the original (`js_json`). (user_id, mode, captured_at) is unique, so
+# captured_at alone orders without ties and the unique index delivers the rows sorted.
+STATS_HISTORY = Prepared(
+    "osutrack_stats_history_rows",
+    f"SELECT {', '.join(sql for sql, _ in _STATS_COLUMNS)} FROM stats_snapshots"  # noqa: S608
+    " WHERE user_id = $1 AND mode = $2 AND captured_at >= $3 AND captured_at <= $4"
+    " ORDER BY captured_at",
+)
+
 STATS_HISTORY_VERSION = read_version("osutrack_stats_history_version", "stats_snapshots")
 # (read version, body, needs Python) of /stats_history.
 STATS_HISTORY_BODY = Prepared(
@@ -153,12 +152,18 @@ USER_ID_BY_NAME = Prepared(
     " ORDER BY last_updated_at DESC LIMIT 1",
 )
 
-PEAK_KEYS = ("best_global_rank", "best_rank_timestamp", "best_accuracy", "best_acc_timestamp")
+_PEAK_COLUMNS = (
+    ("best_global_rank", "best_global_rank"),
+    (TO_CHAR.format("best_rank_at"), "best_rank_timestamp"),
+    ("best_accuracy", "best_accuracy"),
+    (TO_CHAR.format("best_acc_at"), "best_acc_timestamp"),
+)
+PEAK_KEYS = tuple(key for _, key in _PEAK_COLUMNS)
 
 PEAK = Prepared(
     "osutrack_peak_rows",
-    f"SELECT best_global_rank, {TO_CHAR.format('best_rank_at')}, best_accuracy,"  # noqa: S608
-    f" {TO_CHAR.format('best_acc_at')} FROM peaks WHERE user_id = $1 AND mode = $2",
+    f"SELECT {', '.join(sql for sql, _ in _PEAK_COLUMNS)} FROM peaks"  # noqa: S608
+    " WHERE user_id = $1 AND mode = $2",
 )
 
 PEAK_VERSION = read_version("osutrack_peak_version", "peaks")
@@ -168,12 +173,7 @@ PEAK_BODY = Prepared(
     "osutrack_peak",
     json_body(
         "peaks",
-        (
-            ("best_global_rank", "best_global_rank"),
-            (TO_CHAR.format("best_rank_at"), "best_rank_timestamp"),
-            ("best_accuracy", "best_accuracy"),
-            (TO_CHAR.format("best_acc_at"), "best_acc_timestamp"),
-        ),
+        _PEAK_COLUMNS,
         ("best_accuracy",),
         "user_id = $1 AND mode = $2",
     ),
