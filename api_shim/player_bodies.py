@@ -37,7 +37,13 @@ def cached_body(
     params: Sequence[Any],
     if_none_match: str | None,
 ) -> http_cache.CachedBody:
-    """The answer of `read` for `params` (user id and mode first, then the rest)."""
+    """The answer of `read` for `params` (user id and mode first, then the rest).
+
+    A client sending a tag that no longer matches pays the version lookup and then the
+    body statement (which reads the version again, with the body it names). A body
+    printed in Python is read by a second statement: a write between the two can label
+    the newer rows with the older version, which only costs that client a 200 later.
+    """
     user_id, mode = params[0], params[1]
     if if_none_match:
         version = reader.fetch(read.version, (user_id, mode))[0][0]
