@@ -2,49 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 from spectree import Response
 
-from api_shim import params, queries
+from api_shim import http_cache, player_bodies, queries
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import ErrorBody, Hiscore, HiscoresQuery, StatsHistoryQuery, StatsSnapshot
 from api_shim.ratelimit import READ
 from api_shim.read_connections import Reader
 from api_shim.replicas import ReadRouting
-from api_shim.respond import send_json
 from api_shim.services import Services
 
 TAGS = ["history"]
-
-
-def stats_history(
-    reader: Reader, user_id: int, mode: int, window: params.DateWindow
-) -> list[dict[str, Any]]:
-    """The user's snapshots in the mode with `captured_at` inside `window`, oldest first.
-
-    Scores are strings, as the original's BIGINT columns came out of mysqljs.
-    """
-    rows = reader.fetch(queries.STATS_HISTORY, (user_id, mode, *queries.window_bounds(window)))
-    keys = queries.SNAPSHOT_KEYS
-    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def user_id_by_name(reader: Reader, username: str) -> int | None:
     """The id last seen with `username` (case-insensitive), or None if never tracked."""
     rows = reader.fetch(queries.USER_ID_BY_NAME, (username,))
     return int(rows[0][0]) if rows else None
-
-
-def user_hiscores(
-    reader: Reader, user_id: int, mode: int, window: params.DateWindow
-) -> list[dict[str, Any]]:
-    """Every recorded top play of the user in the mode, by `score_time` inside `window`."""
-    rows = reader.fetch(queries.USER_HISCORES, (user_id, mode, *queries.window_bounds(window)))
-    keys = queries.HISCORE_KEYS
-    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 class StatsHistoryResource:
@@ -73,10 +49,15 @@ class StatsHistoryResource:
         """
         query: StatsHistoryQuery = req.context.query
         reader = self._services.database.reads.reader_for(query.user)
-        body = await self._services.read(
-            stats_history, reader, query.user, query.mode, query.window
+        params = (query.user, query.mode, *queries.window_bounds(query.window))
+        answer = await self._services.read(
+            player_bodies.cached_body,
+            player_bodies.STATS_HISTORY,
+            reader,
+            params,
+            req.get_header("If-None-Match"),
         )
-        send_json(resp, body)
+        answer.respond(req, resp)
 
     async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         await self.on_get(req, resp)
@@ -110,13 +91,16 @@ class HiscoresResource:
         """
         query: HiscoresQuery = req.context.query
         reads = self._services.database.reads
-        send_json(resp, await self._services.read(_hiscores, reads, query))
+        answer = await self._services.read(_hiscores, reads, query, req.get_header("If-None-Match"))
+        answer.respond(req, resp)
 
     async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         await self.on_get(req, resp)
 
 
-def _hiscores(reads: ReadRouting, query: HiscoresQuery) -> list[dict[str, Any]]:
+def _hiscores(
+    reads: ReadRouting, query: HiscoresQuery, if_none_match: str | None
+) -> http_cache.CachedBody:
     if isinstance(query.user, str):
         reader = reads.reader_for()
         user_id = user_id_by_name(reader, query.user)
@@ -127,4 +111,7 @@ def _hiscores(reads: ReadRouting, query: HiscoresQuery) -> list[dict[str, Any]]:
             raise ApiError(404, "User not found")
     else:
         user_id = query.user
-    return user_hiscores(reads.reader_for(user_id), user_id, query.mode, query.window)
+    params = (user_id, query.mode, *queries.window_bounds(query.window))
+    return player_bodies.cached_body(
+        player_bodies.HISCORES, reads.reader_for(user_id), params, if_none_match
+    )

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from api_shim.js_json import SHORTEST_RANGE
 from api_shim.params import DateWindow
 from api_shim.read_connections import Prepared
 from api_shim.windows import MonthsPlan
 from osutrack.fields import (
     BEST_PLAY_FIELDS,
     HISCORE_FIELDS,
+    PLAY_COLUMNS,
     PLAY_FIELDS,
     STAT_FIELDS,
     STATS,
@@ -35,18 +37,89 @@ def window_bounds(window: DateWindow) -> tuple[datetime | str, datetime | str]:
     return start, end
 
 
+_KEY = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _as_key(column_sql: str, key: str) -> str:
+    """`column_sql AS "key"`: the JSON key of a column in `row_to_json`."""
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"not a JSON key: {key!r}")
+    return f'{column_sql} AS "{key}"'
+
+
+def _unprintable(floats: tuple[str, ...]) -> str:
+    """True for a row holding a float that Postgres prints unlike JavaScript (outside
+    `SHORTEST_RANGE`, `-0`, NaN; NULL never is), by the keys of its float columns."""
+    low, high = SHORTEST_RANGE
+    checks = [
+        f'(NOT (abs(t."{key}") >= {low!r}::float8 AND abs(t."{key}") < {high!r}::float8)'
+        f" AND t.\"{key}\"::text <> '0')"
+        for key in floats
+    ]
+    return "coalesce(bool_or(" + " OR ".join(checks) + "), false)"
+
+
+def json_body(
+    source: str, columns: tuple[tuple[str, str], ...], floats: tuple[str, ...], where: str
+) -> str:
+    """A statement answering (read version of the player's `source` rows, the JSON array
+    of the rows of `source` selected and ordered by `where`, whether a float needs
+    printing in Python instead); columns are (SQL, key) pairs, in key order.
+
+    The rows are printed by Postgres (`row_to_json`: keys in column order, compact) and
+    joined in the subquery's order; doubles come out in their shortest form, whole ones
+    without `.0`, as the original's `JSON.stringify` printed them. $1 is the user, $2 the
+    mode.
+    """
+    selected = ", ".join(_as_key(sql, key) for sql, key in columns)
+    return (
+        f"SELECT {READ_VERSION_OF.format(source)},"  # noqa: S608
+        " coalesce('[' || string_agg(row_to_json(t)::text, ',') || ']', '[]'),"
+        f" {_unprintable(floats)}"
+        f" FROM (SELECT {selected} FROM {source} WHERE {where}) AS t"
+    )
+
+
+# The read version of the player's rows in a table (migration 0006): 0 without a row.
+READ_VERSION_OF = (
+    "coalesce((SELECT version FROM read_versions WHERE user_id = $1 AND mode = $2"
+    " AND source = '{}'), 0)"
+)
+
+
+def read_version(name: str, source: str) -> Prepared:
+    """The statement reading the read version of `source` for ($1 user, $2 mode)."""
+    return Prepared(name, f"SELECT {READ_VERSION_OF.format(source)}")
+
+
 SNAPSHOT_KEYS = (*STAT_FIELDS, "timestamp")
 
-# (user_id, mode, captured_at) is unique, so captured_at alone orders without ties and
-# the unique index delivers the rows already sorted.
-_STATS_PRINTED = ", ".join(
-    f"{stat.name}::text" if stat.history_as_text else stat.name for stat in STATS
+# A /stats_history row as printed: (SQL, key) per column.
+_STATS_COLUMNS = (
+    *((f"{stat.name}::text" if stat.history_as_text else stat.name, stat.name) for stat in STATS),
+    (TO_CHAR.format("captured_at"), "timestamp"),
 )
+# The rows of a body (`*_BODY`) for Python to print, when Postgres would print a float
+# unlike the original (`js_json`). (user_id, mode, captured_at) is unique, so
+# captured_at alone orders without ties and the unique index delivers the rows sorted.
 STATS_HISTORY = Prepared(
-    "osutrack_stats_history",
-    f"SELECT {_STATS_PRINTED}, {TO_CHAR.format('captured_at')} FROM stats_snapshots"  # noqa: S608
+    "osutrack_stats_history_rows",
+    f"SELECT {', '.join(sql for sql, _ in _STATS_COLUMNS)} FROM stats_snapshots"  # noqa: S608
     " WHERE user_id = $1 AND mode = $2 AND captured_at >= $3 AND captured_at <= $4"
     " ORDER BY captured_at",
+)
+
+STATS_HISTORY_VERSION = read_version("osutrack_stats_history_version", "stats_snapshots")
+# (read version, body, needs Python) of /stats_history.
+STATS_HISTORY_BODY = Prepared(
+    "osutrack_stats_history",
+    json_body(
+        "stats_snapshots",
+        _STATS_COLUMNS,
+        tuple(stat.name for stat in STATS if stat.kind is float),
+        "user_id = $1 AND mode = $2 AND captured_at >= $3 AND captured_at <= $4"
+        " ORDER BY captured_at",
+    ),
 )
 
 HISCORE_KEYS = HISCORE_FIELDS
@@ -54,10 +127,23 @@ HISCORE_KEYS = HISCORE_FIELDS
 _HISCORE_PRINTED = ", ".join(printed(name) for name in HISCORE_FIELDS)
 
 USER_HISCORES = Prepared(
-    "osutrack_user_hiscores",
+    "osutrack_user_hiscores_rows",
     f"SELECT {_HISCORE_PRINTED} FROM hiscores"  # noqa: S608
     " WHERE user_id = $1 AND mode = $2 AND score_time >= $3 AND score_time <= $4"
     " ORDER BY score_time, score_id",
+)
+
+USER_HISCORES_VERSION = read_version("osutrack_user_hiscores_version", "hiscores")
+# (read version, body, needs Python) of /hiscores.
+USER_HISCORES_BODY = Prepared(
+    "osutrack_user_hiscores",
+    json_body(
+        "hiscores",
+        tuple((printed(name), name) for name in HISCORE_FIELDS),
+        tuple(play.name for play in PLAY_COLUMNS if play.kind is float),
+        "user_id = $1 AND mode = $2 AND score_time >= $3 AND score_time <= $4"
+        " ORDER BY score_time, score_id",
+    ),
 )
 
 USER_ID_BY_NAME = Prepared(
@@ -66,12 +152,31 @@ USER_ID_BY_NAME = Prepared(
     " ORDER BY last_updated_at DESC LIMIT 1",
 )
 
-PEAK_KEYS = ("best_global_rank", "best_rank_timestamp", "best_accuracy", "best_acc_timestamp")
+_PEAK_COLUMNS = (
+    ("best_global_rank", "best_global_rank"),
+    (TO_CHAR.format("best_rank_at"), "best_rank_timestamp"),
+    ("best_accuracy", "best_accuracy"),
+    (TO_CHAR.format("best_acc_at"), "best_acc_timestamp"),
+)
+PEAK_KEYS = tuple(key for _, key in _PEAK_COLUMNS)
 
 PEAK = Prepared(
+    "osutrack_peak_rows",
+    f"SELECT {', '.join(sql for sql, _ in _PEAK_COLUMNS)} FROM peaks"  # noqa: S608
+    " WHERE user_id = $1 AND mode = $2",
+)
+
+PEAK_VERSION = read_version("osutrack_peak_version", "peaks")
+# (read version, body, needs Python) of /peak; the body of a player without peaks is
+# `[]` here (the caller answers NO_PEAK).
+PEAK_BODY = Prepared(
     "osutrack_peak",
-    f"SELECT best_global_rank, {TO_CHAR.format('best_rank_at')}, best_accuracy,"  # noqa: S608
-    f" {TO_CHAR.format('best_acc_at')} FROM peaks WHERE user_id = $1 AND mode = $2",
+    json_body(
+        "peaks",
+        _PEAK_COLUMNS,
+        ("best_accuracy",),
+        "user_id = $1 AND mode = $2",
+    ),
 )
 
 BEST_PLAY_KEYS = BEST_PLAY_FIELDS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import falcon
@@ -13,24 +13,16 @@ import orjson
 import psycopg2
 from spectree import Response
 
-from api_shim import params, queries, windows
+from api_shim import http_cache, params, player_bodies, queries, windows
 from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.docs import TOO_MANY_REQUESTS, spec
 from api_shim.errors import ApiError
 from api_shim.models import BestPlay, BestPlaysQuery, ErrorBody, Peak, UserModeQuery
 from api_shim.ratelimit import READ
 from api_shim.read_connections import Reader
-from api_shim.respond import send_json
 from api_shim.services import Services
 
 T = TypeVar("T")
-
-NO_PEAK = {
-    "best_global_rank": None,
-    "best_rank_timestamp": None,
-    "best_accuracy": None,
-    "best_acc_timestamp": None,
-}
 
 # Bodies of windows not answered by the table: at most this many, and this many bytes
 # (a limit=10000 body is about 1.7 MB), per process.
@@ -60,14 +52,6 @@ _TAKE_HEAVY = "SELECT pg_try_advisory_lock(%s), set_config('statement_timeout', 
 # RESET returns to the connection's own statement_timeout (set at connect).
 _RELEASE_HEAVY = "RESET statement_timeout; SELECT pg_advisory_unlock(%s)"
 _RELEASE_TIMEOUT = "RESET statement_timeout; SELECT 1"
-
-
-def peak(reader: Reader, user_id: int, mode: int) -> dict[str, Any]:
-    """The user's peaks in the mode, all None when nothing is recorded."""
-    rows = reader.fetch(queries.PEAK, (user_id, mode))
-    if not rows:
-        return dict(NO_PEAK)
-    return dict(zip(queries.PEAK_KEYS, rows[0], strict=True))
 
 
 def live_best_plays(reader: Reader, mode: int, window: params.DateWindow, limit: int) -> bytes:
@@ -260,7 +244,14 @@ class PeakResource:
         """
         query: UserModeQuery = req.context.query
         reader = self._services.database.reads.reader_for(query.user)
-        send_json(resp, [await self._services.read(peak, reader, query.user, query.mode)])
+        answer = await self._services.read(
+            player_bodies.cached_body,
+            player_bodies.PEAK,
+            reader,
+            (query.user, query.mode),
+            req.get_header("If-None-Match"),
+        )
+        answer.respond(req, resp)
 
     async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         await self.on_get(req, resp)
@@ -293,6 +284,16 @@ class BestPlaysResource:
         """
         query: BestPlaysQuery = req.context.query
         best_plays, services = self._best_plays, self._services
+        # HTTP caching (api_shim.http_cache): the rebuild stamp names the answer.
+        validator = await services.read(
+            http_cache.bestplays_validator,
+            services.database.reads.reader_for(),
+            (query.mode, *queries.window_bounds(query.window), query.limit),
+            services.settings.bestplays_refresh_seconds,
+            datetime.now(UTC),
+        )
+        if validator.not_modified(req, resp):
+            return
         body = None
         if query.limit <= LIGHT_LIMIT:
             # Larger bodies take milliseconds to join even from memory: not on the loop.
@@ -303,9 +304,7 @@ class BestPlaysResource:
             body = await services.blocking.run(
                 best_plays.body, query.mode, query.window, query.limit
             )
-        resp.status = 200
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = body
+        validator.send(resp, body)
 
     async def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         await self.on_get(req, resp)

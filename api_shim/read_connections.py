@@ -63,9 +63,12 @@ class Reader:
         # runs, and Postgres turns it on by estimated cost (large windows at scale).
         # No parallel workers: each read is one of many concurrent requests, and helper
         # processes would only take the cores the other requests need.
+        # extra_float_digits=1 (Postgres' default, set here whatever the server's
+        # configuration says): doubles print in their shortest exact form, which the
+        # bodies built by Postgres rely on (`api_shim.player_bodies`).
         self._options = (
             f"-c statement_timeout={statement_timeout_ms} -c jit=off"
-            " -c max_parallel_workers_per_gather=0"
+            " -c max_parallel_workers_per_gather=0 -c extra_float_digits=1"
         )
         self._local = _Local()
 

@@ -1,4 +1,4 @@
-"""Writing JSON bodies: every response of the shim goes through here."""
+"""Writing JSON bodies: errors and every response but the read bodies (`api_shim.http_cache`)."""
 
 from __future__ import annotations
 

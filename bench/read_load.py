@@ -224,9 +224,9 @@ def read_plans(database_url: str, users: int) -> str:
     user = users // 2
     everything = ("-infinity", "infinity")
     statements: list[tuple[str, str, tuple[object, ...]]] = [
-        ("/peak", _plain(queries.PEAK), (user, 0)),
-        ("/stats_history", _plain(queries.STATS_HISTORY), (user, 0, *everything)),
-        ("/hiscores", _plain(queries.USER_HISCORES), (user, 0, *everything)),
+        ("/peak", _plain(queries.PEAK_BODY), (user, 0)),
+        ("/stats_history", _plain(queries.STATS_HISTORY_BODY), (user, 0, *everything)),
+        ("/hiscores", _plain(queries.USER_HISCORES_BODY), (user, 0, *everything)),
         ("/hiscores?userMode=username", _plain(queries.USER_ID_BY_NAME), (f"PLAYER{user}",)),
         ("/bestplays stamp (every request)", _plain(queries.BESTPLAYS_STAMP), (0,)),
         ("/bestplays table load (once per rebuild)", _plain(queries.BESTPLAYS_TABLE), (0,)),

@@ -127,6 +127,20 @@ peaks = Table(
     PrimaryKeyConstraint("user_id", "mode", name="peaks_pkey"),
 )
 
+# Per player, mode and source table (`stats_snapshots`, `hiscores`, `peaks`), a number
+# from one sequence that triggers move on whenever the player's rows there change, in the
+# writing transaction (migration 0006); no row means version 0. The read endpoints' ETags
+# derive from it.
+read_versions = Table(
+    "read_versions",
+    metadata,
+    Column("user_id", BigInteger, nullable=False),
+    Column("mode", SmallInteger, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    PrimaryKeyConstraint("user_id", "mode", "source", name="read_versions_pkey"),
+)
+
 # The top plays by pp per mode (BESTPLAYS_TABLE_SIZE rows each), rebuilt by beat.
 bestplays = Table(
     "bestplays",
@@ -239,6 +253,7 @@ __all__ = [
     "job_watermarks",
     "metadata",
     "peaks",
+    "read_versions",
     "refresh_schedule",
     "stats_snapshots",
     "tracked_users",

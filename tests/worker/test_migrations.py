@@ -64,10 +64,13 @@ def test_every_migration_steps_down_and_up_again(scratch_url: str) -> None:
     upgrade(scratch_url)
     at_head = _tables_and_indexes(scratch_url)
     assert {"job_watermarks", "stats_snapshots_captured_at", "bestplays_months"} <= at_head
+    command.downgrade(alembic_config(scratch_url), "0005")
+    at_0005 = _tables_and_indexes(scratch_url)
+    assert at_head - at_0005 == {"read_versions", "read_versions_pkey"}
     command.downgrade(alembic_config(scratch_url), "0004")
     at_0004 = _tables_and_indexes(scratch_url)
     month_lists = {"bestplays_months", "bestplays_month_lists", "bestplays_month_changes"}
-    assert at_head - at_0004 == month_lists | {f"{table}_pkey" for table in month_lists}
+    assert at_0005 - at_0004 == month_lists | {f"{table}_pkey" for table in month_lists}
     command.downgrade(alembic_config(scratch_url), "0003")
     at_0003 = _tables_and_indexes(scratch_url)
     assert at_0004 - at_0003 == {"job_watermarks", "job_watermarks_pkey",

@@ -1,0 +1,117 @@
+"""HTTP caching of the read endpoints: weak ETags, 304 on If-None-Match, Cache-Control.
+
+An ETag names a body without building it: the read version of the player's rows
+(`read_versions`, moved on by every write in the writing transaction) or the /bestplays
+rebuild stamp, with the request's normalized parameters. Answering a matching
+If-None-Match costs that one lookup. ETags are weak (`W/`, as Express sent them): two API
+processes may compute a /bestplays window at different moments between two rebuilds, so
+equal tags promise equivalent bodies, not identical bytes.
+
+Per-player answers are `no-cache`: a cache keeps them but asks again every time, so a
+client sees an update at once and pays a 304 when nothing changed. /bestplays answers may
+be used until the mode's next rebuild is due (`max-age`). Errors carry neither header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import falcon
+
+from api_shim import queries
+from api_shim.read_connections import Reader
+
+CONTENT_TYPE = "application/json; charset=utf-8"
+PER_PLAYER = "no-cache"
+
+
+def etag(version: int | str, *parameters: object) -> str:
+    """The weak ETag of a body: its data version and the parameters that select it."""
+    digest = hashlib.blake2b(repr(parameters).encode(), digest_size=8).hexdigest()
+    return f'W/"{version}-{digest}"'
+
+
+def _opaque(tag: str) -> str:
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def matches(if_none_match: str | None, tag: str | None) -> bool:
+    """True when the If-None-Match header names `tag` (weak comparison) or is `*`; never
+    for an answer without a tag."""
+    if not if_none_match or tag is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    ours = _opaque(tag)
+    return any(_opaque(listed) == ours for listed in if_none_match.split(","))
+
+
+@dataclass(frozen=True)
+class Validator:
+    """The caching headers of an answer: its ETag (None: not known without the body)
+    and Cache-Control."""
+
+    etag: str | None
+    cache_control: str
+
+    def not_modified(self, req: falcon.Request, resp: falcon.Response) -> bool:
+        """Answer 304 (no body) and return True when the client holds this answer."""
+        if not matches(req.get_header("If-None-Match"), self.etag):
+            return False
+        resp.status = falcon.HTTP_304
+        resp.media = None
+        # Set, if empty, so the response is sent as is (no serializer, no validation).
+        resp.data = b""
+        self._headers(resp)
+        return True
+
+    def send(self, resp: falcon.Response, body: bytes) -> None:
+        """Answer 200 with `body` (already JSON) and the caching headers."""
+        resp.status = falcon.HTTP_200
+        resp.content_type = CONTENT_TYPE
+        resp.media = None
+        resp.data = body
+        self._headers(resp)
+
+    def _headers(self, resp: falcon.Response) -> None:
+        if self.etag is not None:
+            resp.set_header("ETag", self.etag)
+        resp.set_header("Cache-Control", self.cache_control)
+
+
+@dataclass(frozen=True)
+class CachedBody:
+    """A per-player answer: its validator, and its body unless the client holds it."""
+
+    validator: Validator
+    body: bytes | None
+
+    def respond(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """304 when the client holds the answer (always so without a body), else 200."""
+        if self.validator.not_modified(req, resp):
+            return
+        assert self.body is not None, "a body is only left out for a matching If-None-Match"
+        self.validator.send(resp, self.body)
+
+
+# Before a mode's first rebuild its /bestplays answers come from hiscores as they change.
+UNBUILT_BESTPLAYS = Validator(None, PER_PLAYER)
+
+
+def bestplays_validator(
+    reader: Reader, params: Sequence[object], refresh_seconds: int, now: datetime
+) -> Validator:
+    """The validator of a /bestplays answer (`params`: mode first, then the normalized
+    window and limit): the mode's rebuild stamp, fresh until the next rebuild is due."""
+    stamp = reader.fetch(queries.BESTPLAYS_STAMP, (params[0],))
+    if not stamp:
+        return UNBUILT_BESTPLAYS
+    refreshed_at: datetime = stamp[0][0]
+    due = refreshed_at + timedelta(seconds=refresh_seconds)
+    fresh_seconds = max(0, int((due - now).total_seconds()))
+    stamp_micros = round(refreshed_at.timestamp() * 1_000_000)
+    return Validator(etag(stamp_micros, "bestplays", *params), f"public, max-age={fresh_seconds}")
