@@ -71,6 +71,8 @@ def json_body(
     without `.0`, as the original's `JSON.stringify` printed them. $1 is the user, $2 the
     mode.
     """
+    if not _KEY.fullmatch(source):
+        raise ValueError(f"not a table name: {source!r}")
     selected = ", ".join(_as_key(sql, key) for sql, key in columns)
     return (
         f"SELECT {READ_VERSION_OF.format(source)},"  # noqa: S608
@@ -85,11 +87,6 @@ READ_VERSION_OF = (
     "coalesce((SELECT version FROM read_versions WHERE user_id = $1 AND mode = $2"
     " AND source = '{}'), 0)"
 )
-
-
-def read_version(name: str, source: str) -> Prepared:
-    """The statement reading the read version of `source` for ($1 user, $2 mode)."""
-    return Prepared(name, f"SELECT {READ_VERSION_OF.format(source)}")
 
 
 SNAPSHOT_KEYS = (*STAT_FIELDS, "timestamp")
@@ -109,7 +106,9 @@ STATS_HISTORY = Prepared(
     " ORDER BY captured_at",
 )
 
-STATS_HISTORY_VERSION = read_version("osutrack_stats_history_version", "stats_snapshots")
+STATS_HISTORY_VERSION = Prepared(
+    "osutrack_stats_history_version", "SELECT " + READ_VERSION_OF.format("stats_snapshots")
+)
 # (read version, body, needs Python) of /stats_history.
 STATS_HISTORY_BODY = Prepared(
     "osutrack_stats_history",
@@ -133,7 +132,9 @@ USER_HISCORES = Prepared(
     " ORDER BY score_time, score_id",
 )
 
-USER_HISCORES_VERSION = read_version("osutrack_user_hiscores_version", "hiscores")
+USER_HISCORES_VERSION = Prepared(
+    "osutrack_user_hiscores_version", "SELECT " + READ_VERSION_OF.format("hiscores")
+)
 # (read version, body, needs Python) of /hiscores.
 USER_HISCORES_BODY = Prepared(
     "osutrack_user_hiscores",
@@ -166,7 +167,7 @@ PEAK = Prepared(
     " WHERE user_id = $1 AND mode = $2",
 )
 
-PEAK_VERSION = read_version("osutrack_peak_version", "peaks")
+PEAK_VERSION = Prepared("osutrack_peak_version", "SELECT " + READ_VERSION_OF.format("peaks"))
 # (read version, body, needs Python) of /peak; the body of a player without peaks is
 # `[]` here (the caller answers NO_PEAK).
 PEAK_BODY = Prepared(

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import cast
 
+import hypothesis
 import pytest
 import redis
 import sqlalchemy as sa
@@ -41,6 +42,13 @@ from devstack.services import PostgresServer, RedisServer
 # The unit/db/integration markers, assigned to every test, and the unit tests' guard; the
 # browser test's screenshot or skip banner at the end of the run.
 pytest_plugins = ("support.layers", "support.browser_report")
+
+# No wall-clock limits on property tests: `make test` runs them beside four busy workers,
+# where generating an example may take seconds without anything being wrong.
+hypothesis.settings.register_profile(
+    "suite", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("suite")
 
 ServiceEnv = Callable[..., dict[str, str]]
 

@@ -375,7 +375,9 @@ def _assignments(tree: ast.AST) -> dict[str, list[ast.AST]]:
 # of `osutrack.fields` (column names, never a value): these names and builders, and names
 # assigned only from such expressions, are accepted as constant.
 DECLARED = frozenset(name for name in vars(fields) if name.isupper())
-SQL_BUILDERS = frozenset({"column_list", "printed", "upsert_changed"})
+# `json_body` (api_shim.queries) wraps declared columns in row_to_json; `tuple` only
+# collects declared names.
+SQL_BUILDERS = frozenset({"column_list", "printed", "upsert_changed", "json_body", "tuple"})
 
 
 def _declared(node: ast.AST, assigned: dict[str, list[ast.AST]], seen: frozenset[str]) -> bool:

@@ -29,6 +29,26 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("stats_snapshots", "hiscores", "peaks")
+# Each table's four statement-level triggers (table names are the constants above).
+CREATE_TRIGGERS = ";".join(
+    f"CREATE TRIGGER {table}_insert_versions AFTER INSERT ON {table}"
+    " REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT"
+    " EXECUTE FUNCTION read_versions_note_rows();"
+    f"CREATE TRIGGER {table}_update_versions AFTER UPDATE ON {table}"
+    " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
+    " EXECUTE FUNCTION read_versions_note_updated();"
+    f"CREATE TRIGGER {table}_delete_versions AFTER DELETE ON {table}"
+    " REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT"
+    " EXECUTE FUNCTION read_versions_note_rows();"
+    f"CREATE TRIGGER {table}_truncate_versions AFTER TRUNCATE ON {table}"
+    " FOR EACH STATEMENT EXECUTE FUNCTION read_versions_note_truncated()"
+    for table in TABLES
+)
+DROP_TRIGGERS = ";".join(
+    f"DROP TRIGGER IF EXISTS {table}_{event}_versions ON {table}"
+    for table in TABLES
+    for event in ("insert", "update", "delete", "truncate")
+)
 
 
 def upgrade() -> None:
@@ -93,32 +113,11 @@ def upgrade() -> None:
         $$
         """
     )
-    for table in TABLES:
-        op.execute(
-            f"CREATE TRIGGER {table}_insert_versions AFTER INSERT ON {table}"
-            " REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT"
-            " EXECUTE FUNCTION read_versions_note_rows()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_update_versions AFTER UPDATE ON {table}"
-            " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
-            " EXECUTE FUNCTION read_versions_note_updated()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_delete_versions AFTER DELETE ON {table}"
-            " REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT"
-            " EXECUTE FUNCTION read_versions_note_rows()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {table}_truncate_versions AFTER TRUNCATE ON {table}"
-            " FOR EACH STATEMENT EXECUTE FUNCTION read_versions_note_truncated()"
-        )
+    op.execute(CREATE_TRIGGERS)
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        for event in ("insert", "update", "delete", "truncate"):
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_{event}_versions ON {table}")
+    op.execute(DROP_TRIGGERS)
     op.execute("DROP FUNCTION IF EXISTS read_versions_note_truncated()")
     op.execute("DROP FUNCTION IF EXISTS read_versions_note_updated()")
     op.execute("DROP FUNCTION IF EXISTS read_versions_note_rows()")
