@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import falcon
-import orjson
 import psycopg2
 from spectree import Response
 
@@ -85,11 +84,11 @@ def peak(reader: Reader, user_id: int, mode: int) -> dict[str, Any]:
 
 
 def live_best_plays(reader: Reader, mode: int, window: params.DateWindow, limit: int) -> bytes:
-    """The body of the top `limit` plays of the mode inside `window`, from all hiscores."""
+    """The body of the top `limit` plays of the mode inside `window`, from all hiscores
+    (assembled by Postgres)."""
     start, end = queries.window_bounds(window)
-    rows = reader.fetch(queries.BEST_PLAYS_LIVE, (mode, start, end, limit))
-    keys = queries.BEST_PLAY_KEYS
-    return orjson.dumps([dict(zip(keys, row, strict=True)) for row in rows])
+    body: str = reader.fetch(queries.BEST_PLAYS_LIVE, (mode, start, end, limit))[0][0]
+    return body.encode()
 
 
 def _month_bound(moment: datetime | None, open_end: str) -> datetime | str:
@@ -195,15 +194,11 @@ class BestPlays:
             if in_slot:
                 return live_best_plays(reader, mode, window, limit)
             return self._heavy(reader, turn, lambda: live_best_plays(reader, mode, window, limit))
-        answer = self._run_plan(reader, mode, limit, plan, turn, in_slot)
-        last_key = windows.sort_key(*queries.merge_row_parts(answer[-1])[1]) if answer else None
-        if not windows.answer_is_exact(plan, len(answer), last_key, limit):
+        plays, body, last_key = self._run_plan(reader, mode, limit, plan, turn, in_slot)
+        if not windows.answer_is_exact(plan, plays, last_key, limit):
             exact = windows.plan_window(window, limit, (first, last), lists, exact_edges=True)
-            answer = self._run_plan(reader, mode, limit, exact, turn, in_slot)
-        names = queries.BEST_PLAY_KEYS
-        return orjson.dumps(
-            [dict(zip(names, queries.merge_row_parts(row)[0], strict=True)) for row in answer]
-        )
+            _, body, _ = self._run_plan(reader, mode, limit, exact, turn, in_slot)
+        return body.encode()
 
     def _run_plan(
         self,
@@ -213,11 +208,17 @@ class BestPlays:
         plan: windows.MonthsPlan,
         turn: bool,
         in_slot: bool,
-    ) -> list[tuple[Any, ...]]:
+    ) -> tuple[int, str, windows.SortKey | None]:
+        """The plan's answer: its number of plays, its body (JSON text) and its last
+        play's sort key."""
         sql, args = queries.bestplays_window(mode, limit, plan)
         if not in_slot and plan.exact_span() > HEAVY_EXACT_SPAN:
-            return self._heavy(reader, turn, lambda: reader.fetch(sql, args))
-        return reader.fetch(sql, args)
+            rows = self._heavy(reader, turn, lambda: reader.fetch(sql, args))
+        else:
+            rows = reader.fetch(sql, args)
+        plays, body, last_pp, last_micros, last_id = rows[0]
+        last_key = None if last_pp is None else windows.sort_key(last_pp, last_micros, last_id)
+        return plays, body, last_key
 
     def _heavy(self, reader: Reader, turn: bool, run: Callable[[], T]) -> T:
         """`run()` holding the server-wide heavy lock: HeavyTurnNeeded without the
@@ -255,7 +256,7 @@ class BestPlays:
                     # The refresh row vanished between the two reads: answer from the
                     # stamp seen, with an empty (incomplete) table, i.e. from hiscores.
                     return TableCopy(refreshed_at, False, (), ())
-                table = TableCopy.from_rows(rows, queries.BEST_PLAY_KEYS)
+                table = TableCopy.from_rows(rows)
                 self._tables[mode] = table
             return table
 

@@ -15,8 +15,6 @@ from api_shim.bestcache import BodyCache, TableCopy
 from api_shim.params import DateWindow
 from api_shim.read_connections import Prepared, Reader, libpq_dsn
 
-KEYS = ("user", "pp")
-
 
 def _table(complete: bool) -> TableCopy:
     """Users 1..4 at positions 1..4 (pp descending), score times out of order."""
@@ -24,10 +22,16 @@ def _table(complete: bool) -> TableCopy:
     table_size = 5 if complete else 4
     days = [5, 1, 3, 2]
     rows = [
-        (stamp, 4, table_size, datetime(2020, 1, day, tzinfo=UTC), user, 100.0 - user)
+        (
+            stamp,
+            4,
+            table_size,
+            datetime(2020, 1, day, tzinfo=UTC),
+            orjson.dumps({"user": user, "pp": 100.0 - user}).decode(),
+        )
         for user, day in enumerate(days, start=1)
     ]
-    return TableCopy.from_rows(rows, KEYS)
+    return TableCopy.from_rows(rows)
 
 
 def _users(body: bytes | None) -> list[int] | None:
@@ -57,7 +61,7 @@ def test_complete_table_answers_everything() -> None:
 
 def test_empty_rebuild_has_no_plays() -> None:
     stamp = datetime(2020, 1, 1, tzinfo=UTC)
-    table = TableCopy.from_rows([(stamp, 0, 10, None, None, None)], KEYS)
+    table = TableCopy.from_rows([(stamp, 0, 10, None, None)])
     assert table.complete
     assert table.answer(DateWindow(), 100) == b"[]"
 
@@ -153,6 +157,8 @@ class _NoTableReader:
     def fetch(self, sql: object, args: object) -> list[tuple[object, ...]]:
         if isinstance(sql, str) and "pg_try_advisory_lock" in sql:
             return [(True, "3000")]
+        if sql == queries.BEST_PLAYS_LIVE:
+            return [("[]",)]  # Postgres's body of no plays
         return []
 
 
