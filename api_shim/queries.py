@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from api_shim.params import DateWindow
 from api_shim.read_connections import Prepared
 from api_shim.windows import MonthsPlan
+from osutrack import month_lists
 from osutrack.fields import (
     BEST_PLAY_FIELDS,
     HISCORE_FIELDS,
@@ -158,20 +159,13 @@ BESTPLAYS_MONTHS = Prepared(
     "WITH span AS (SELECT date_trunc('month', min(score_time), 'UTC') AS first,"
     " date_trunc('month', max(score_time), 'UTC') AS last FROM hiscores WHERE mode = $1)"
     " SELECT span.first, span.last, l.month, l.row_count, l.list_size,"
-    " b.pp, (extract(epoch FROM b.score_time) * 1000000)::bigint, b.score_id"
+    " l.last_pp, (extract(epoch FROM l.last_score_time) * 1000000)::bigint, l.last_score_id"
     " FROM span LEFT JOIN bestplays_month_lists l ON l.mode = $1"
-    " AND l.month >= greatest(span.first, $2) AND l.month <= least(span.last, $3)"
-    " LEFT JOIN bestplays_months b ON b.mode = l.mode AND b.month = l.month"
-    " AND b.position = l.row_count",
+    " AND l.month >= greatest(span.first, $2) AND l.month <= least(span.last, $3)",
 )
 
-# Positions of a month list whose pp bounds the merge (`bestplays_window_sql`): a play at
-# position p guarantees p plays of its month at or above its pp. About 1.5x apart, so the
-# rows a month contributes are overestimated by at most about half.
-SKETCH_POSITIONS = (
-    *(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700),
-    *(1000, 1500, 2000, 3000, 5000, 7000, 10000),
-)
+# Ranks of a month list whose pp bounds the merge (`osutrack.month_lists`).
+SKETCH_POSITIONS = month_lists.SKETCH_POSITIONS
 
 
 def merge_sql(exact_count: int) -> str:
@@ -189,42 +183,33 @@ def merge_sql(exact_count: int) -> str:
     return (
         "WITH full_months AS (SELECT unnest(%(full_months)s::timestamptz[]) AS month),"  # noqa: S608
         " points AS ("
-        " SELECT b.month, b.position, b.pp,"
-        " b.position - coalesce(lag(b.position) OVER (PARTITION BY b.month"
-        " ORDER BY b.position), 0) AS gain"
-        " FROM full_months f CROSS JOIN LATERAL (SELECT month, position, pp"
-        " FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = f.month"
-        " AND b.position = ANY(%(sketch)s::int[]) OFFSET 0) AS b),"
+        " SELECT l.month, s.position, s.pp,"
+        " s.position - coalesce(lag(s.position) OVER (PARTITION BY l.month"
+        " ORDER BY s.position), 0) AS gain"
+        " FROM full_months f JOIN bestplays_month_lists l"
+        " ON l.mode = %(mode)s AND l.month = f.month"
+        " CROSS JOIN LATERAL unnest(%(all_sketch)s::int[], l.sketch_pp) AS s(position, pp)"
+        " WHERE s.pp IS NOT NULL AND s.position <= %(limit)s),"
         " ranked AS ("
         " SELECT pp, sum(gain) OVER (ORDER BY pp DESC ROWS BETWEEN UNBOUNDED PRECEDING"
         " AND 1 PRECEDING) AS before, sum(gain) OVER () AS total FROM points),"
         " cut AS (SELECT coalesce((SELECT min(pp) FROM ranked"
         " WHERE coalesce(before, 0) < %(limit)s AND total >= %(limit)s),"
         " '-Infinity'::double precision) AS pp),"
-        " full_stops AS ("
-        " SELECT f.month,"
-        " coalesce(min(p.position) FILTER (WHERE p.pp < cut.pp), %(limit)s + 1) AS stop"
-        " FROM full_months f CROSS JOIN cut LEFT JOIN points p ON p.month = f.month"
-        " GROUP BY f.month),"
-        " part_stops AS ("
-        " SELECT r.month, r.lo, r.hi, coalesce((SELECT min(s.position) FROM ("
-        " SELECT s.position, s.pp FROM bestplays_months s WHERE s.mode = %(mode)s"
-        " AND s.month = r.month AND s.position = ANY(%(all_sketch)s::int[]) OFFSET 0) AS s"
-        " WHERE s.pp < cut.pp), 2147483647) AS stop"
-        " FROM unnest(%(part_months)s::timestamptz[], %(part_starts)s::timestamptz[],"
-        " %(part_ends)s::timestamptz[])"
-        " AS r(month, lo, hi) CROSS JOIN cut),"
+        " parts AS (SELECT * FROM unnest(%(part_months)s::timestamptz[],"
+        " %(part_starts)s::timestamptz[], %(part_ends)s::timestamptz[]) AS r(month, lo, hi)),"
         " candidates AS ("
         f" SELECT {listed_columns}"
-        " FROM full_stops f CROSS JOIN cut CROSS JOIN LATERAL ("
+        " FROM full_months f CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = f.month"
-        " AND b.position < f.stop AND b.pp >= cut.pp OFFSET 0) AS b"
+        " AND b.pp >= cut.pp ORDER BY b.pp DESC, b.score_time, b.score_id"
+        " LIMIT %(limit)s) AS b"
         " UNION ALL"
         f" SELECT {listed_columns}"
-        " FROM part_stops r CROSS JOIN cut CROSS JOIN LATERAL ("
+        " FROM parts r CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = r.month"
-        " AND b.position < r.stop AND b.score_time >= r.lo AND b.score_time <= r.hi"
-        " AND b.pp >= cut.pp ORDER BY b.position LIMIT %(limit)s) AS b"
+        " AND b.score_time >= r.lo AND b.score_time <= r.hi AND b.pp >= cut.pp"
+        " ORDER BY b.pp DESC, b.score_time, b.score_id LIMIT %(limit)s) AS b"
         f"{exact_branches}),"
         " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id"
         " LIMIT %(limit)s),"
@@ -244,8 +229,6 @@ def merge_params(mode: int, limit: int, plan: MonthsPlan) -> dict[str, Any]:
         "mode": mode,
         "limit": limit,
         "full_months": list(plan.full_months),
-        # A month gives at most `limit` rows, so positions past it never bound anything.
-        "sketch": [position for position in SKETCH_POSITIONS if position <= limit],
         "all_sketch": list(SKETCH_POSITIONS),
         "part_months": [month for month, _, _ in plan.list_parts],
         "part_starts": [lo for _, lo, _ in plan.list_parts],
@@ -301,14 +284,13 @@ def bestplays_window(
     Cost: `cut` is the pp above which the full months' lists are sure to hold `limit`
     plays, read from each list's SKETCH_POSITIONS (a play at position p guarantees p plays
     at or above its pp; the running sum over all months in pp order reaches `limit` at
-    `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
-    that stops at its first sketch position below `cut`: about `limit` rows in all,
-    however many months. A partial month's list is read in order until `limit` of its
+    `cut`). Each full month then gives only its rows at or above `cut`, a prefix of its
+    list read in /bestplays order from `bestplays_months_ranked`: about `limit` rows in
+    all, however many months. A partial month's list is read in order until `limit` of its
     rows fall inside the window. Times are printed, and the body assembled, for the
-    `limit` winners only. `OFFSET 0` keeps each per-month subquery a separate,
-    parameterized index scan on `bestplays_months_pkey` (mode, month, position): flattened
-    into a join, it was planned from the table's statistics, which are stale right after a
-    large build.
+    `limit` winners only. Each per-month subquery has its own LIMIT, which keeps it a
+    separate, parameterized index scan (not flattened into a join planned from the
+    table's statistics, which are stale right after a large build).
     """
     params = merge_params(mode, limit, plan)
     if not plan.exact_parts:

@@ -141,6 +141,9 @@ def test_heavy_statements_take_one_slot_for_the_whole_server(database_url: str) 
             best.body(0, NO_PLAYS, 10, turn=True)
         assert reader.fetch("SHOW statement_timeout", ()) == [("5s",)]
     finally:
+        # Unlocked before closing: a closed session's locks go only when its backend ends.
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (ranking_endpoints.HEAVY_LOCK_KEY,))
         holder.close()
     assert best.body(0, NO_PLAYS, 10, turn=True) == b"[]"
     # The slot was released after each statement: another connection can take it.

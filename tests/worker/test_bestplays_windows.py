@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api_shim.params import DateWindow
 from api_shim.ranking_endpoints import HEAVY_LOCK_KEY, BestPlays, HeavyTurnNeeded, ServerBusy
 from api_shim.read_connections import Prepared, libpq_dsn
+from osutrack.month_lists import SKETCH_POSITIONS
 from osutrack.schema import (
     bestplays_month_changes,
     bestplays_month_lists,
@@ -230,9 +231,12 @@ def _month_lists(db_session: Session) -> dict[datetime, int]:
 
 
 def _list_rows(db_session: Session) -> dict[tuple[datetime, int], tuple[str, int]]:
+    """Each list row by (month, rank in /bestplays order): its physical place and play."""
     rows = db_session.execute(
         sa.text(
-            "SELECT month, position, ctid::text, score_id FROM bestplays_months WHERE mode = :m"
+            "SELECT month, row_number() OVER (PARTITION BY month"
+            " ORDER BY pp DESC, score_time, score_id) AS position, ctid::text, score_id"
+            " FROM bestplays_months WHERE mode = :m"
         ),
         {"m": MODE},
     )
@@ -254,6 +258,45 @@ def test_month_lists_hold_each_months_top_plays(
         expected = [row["score_id"] for row in _ranked(plays, inside)][:LIST_SIZE]
         assert lists[month] == len(expected)
         assert [stored[(month, p)][1] for p in range(1, len(expected) + 1)] == expected
+    # Each list's summary: its last play's sort key, and the pp at each sketch position.
+    summaries = db_session.execute(
+        sa.text(
+            "SELECT month, last_pp, last_score_time, last_score_id, sketch_pp"
+            " FROM bestplays_month_lists WHERE mode = :m"
+        ),
+        {"m": MODE},
+    )
+    for row in summaries:
+        inside = DateWindow(row.month, (row.month + timedelta(days=32)).replace(day=1) - TICK)
+        listed = _ranked(plays, inside)[:LIST_SIZE]
+        last = (
+            (listed[-1]["pp"], listed[-1]["score_time"], listed[-1]["score_id"]) if listed else None
+        )
+        assert (last or (None, None, None)) == (row.last_pp, row.last_score_time, row.last_score_id)
+        sketch = [listed[p - 1]["pp"] for p in SKETCH_POSITIONS if p <= len(listed)]
+        assert row.sketch_pp == sketch
+
+
+def test_a_play_entering_a_full_list_writes_itself_and_the_play_it_pushes_out(
+    db_session: Session, plays: list[dict[str, Any]]
+) -> None:
+    full = _full_lists(db_session)
+    month = sorted(full)[4]
+    before = _list_rows(db_session)
+    best_pp = max(row["pp"] for row in plays if month_of(row) == month)
+    # At the top of its month: every listed play moves down a rank.
+    entering = _new_play(plays[0], 700_003, best_pp + 1, month + timedelta(days=1))
+    db_session.execute(hiscores.insert(), [entering])
+    now = datetime.now(UTC)
+    done = rebuild_month_lists(db_session, MODE, LIST_SIZE, now, 1000)
+    assert (done.months, done.written, done.removed) == (1, 1, 1)
+    rebuild_bestplays(db_session, MODE, TABLE_SIZE, now)
+    after = _list_rows(db_session)
+    assert after[(month, 1)][1] == 700_003
+    # The plays that stayed were not written: same physical rows, one rank lower.
+    for rank in range(1, LIST_SIZE):
+        assert after[(month, rank + 1)] == before[(month, rank)]
+    assert_every_window_matches(db_session, [*plays, entering])
 
 
 def _ranked(plays: list[dict[str, Any]], window: DateWindow) -> list[dict[str, Any]]:
@@ -401,6 +444,9 @@ def test_small_month_list_merges_need_no_heavy_slot(
         with pytest.raises(ServerBusy):
             best.body(MODE, whole_year, 10_000, turn=True)
     finally:
+        # Unlocked before closing: a closed session's locks go only when its backend ends.
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (HEAVY_LOCK_KEY,))
         holder.close()
     assert orjson.loads(best.body(MODE, whole_year, 10_000, turn=True)) == brute_force(
         plays, whole_year, 10_000
@@ -411,14 +457,12 @@ def _full_lists(db_session: Session) -> dict[datetime, tuple[float, datetime]]:
     """Each full month list's last play: (pp, score time)."""
     rows = db_session.execute(
         sa.text(
-            "SELECT l.month, b.pp, b.score_time FROM bestplays_month_lists l"
-            " JOIN bestplays_months b"
-            "   ON b.mode = l.mode AND b.month = l.month AND b.position = l.row_count"
-            " WHERE l.mode = :m AND l.row_count = l.list_size"
+            "SELECT month, last_pp, last_score_time FROM bestplays_month_lists"
+            " WHERE mode = :m AND row_count = list_size"
         ),
         {"m": MODE},
     )
-    return {row.month: (row.pp, row.score_time) for row in rows}
+    return {row.month: (row.last_pp, row.last_score_time) for row in rows}
 
 
 def _new_play(
