@@ -2,7 +2,7 @@
 
 The `bestplays` table changes only when beat rebuilds it, and every rebuild writes a new
 `bestplays_refreshes.refreshed_at`. So each process keeps, per mode, the table's rows
-already serialized (`TableCopy`), and answers any request the table covers by joining the
+as serialized by Postgres (`TableCopy`), and answers any request the table covers by joining the
 first `limit` serialized rows inside the window: no query beyond the one-row stamp lookup.
 Windows the table does not cover are answered from the per-month top lists, with exact
 parts from hiscores where the lists cannot tell (`api_shim.windows`); those bodies are kept
@@ -19,8 +19,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-import orjson
 
 from api_shim.params import DateWindow
 
@@ -44,15 +42,16 @@ class TableCopy:
     pieces: tuple[bytes, ...]
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Sequence[Any]], keys: Sequence[str]) -> TableCopy:
-        """Rows of `queries.BESTPLAYS_TABLE` (at least one: the refresh row)."""
+    def from_rows(cls, rows: Sequence[Sequence[Any]]) -> TableCopy:
+        """Rows of `queries.BESTPLAYS_TABLE` (at least one: the refresh row): refreshed_at,
+        row_count, table_size, then each play's score time and JSON text."""
         refreshed_at, row_count, table_size = rows[0][0], rows[0][1], rows[0][2]
         plays = [row for row in rows if row[3] is not None]
         return cls(
             refreshed_at=refreshed_at,
             complete=row_count < table_size,
             times=tuple(row[3] for row in plays),
-            pieces=tuple(orjson.dumps(dict(zip(keys, row[4:], strict=True))) for row in plays),
+            pieces=tuple(row[4].encode() for row in plays),
         )
 
     def answer(self, window: DateWindow, limit: int) -> bytes | None:

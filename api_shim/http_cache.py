@@ -1,11 +1,13 @@
 """HTTP caching of the read endpoints: weak ETags, 304 on If-None-Match, Cache-Control.
 
-An ETag names a body without building it: the read version of the player's rows
-(`read_versions`, moved on by every write in the writing transaction) or the /bestplays
-rebuild stamp, with the request's normalized parameters. Answering a matching
-If-None-Match costs that one lookup. ETags are weak (`W/`, as Express sent them): two API
-processes may compute a /bestplays window at different moments between two rebuilds, so
-equal tags promise equivalent bodies, not identical bytes.
+A per-player ETag names a body without building it: the read version of the player's
+rows (`read_versions`, moved on by every write in the writing transaction) with the
+request's normalized parameters, so answering a matching If-None-Match costs that one
+lookup. A /bestplays ETag is the rebuild stamp with a hash of the body's bytes: a window's
+exact parts read hiscores as they are, so two processes may answer one window
+differently between two rebuilds; each process keeps its bodies until the next rebuild,
+so a repeated request hashes bytes it already holds. Equal tags always mean equal bytes.
+ETags are weak (`W/`), as Express sent them.
 
 Per-player answers are `no-cache`: a cache keeps them but asks again every time, so a
 client sees an update at once and pays a 304 when nothing changed. /bestplays answers may
@@ -15,7 +17,6 @@ be used until the mode's next rebuild is due (`max-age`). Errors carry neither h
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,11 +53,12 @@ def matches(if_none_match: str | None, tag: str | None) -> bool:
 
 @dataclass(frozen=True)
 class Validator:
-    """The caching headers of an answer: its ETag (None: not known without the body)
-    and Cache-Control."""
+    """The caching headers of an answer: its ETag (None: none) and Cache-Control;
+    `version`, when the ETag waits for the body (`naming`)."""
 
     etag: str | None
     cache_control: str
+    version: str | None = None
 
     def not_modified(self, req: falcon.Request, resp: falcon.Response) -> bool:
         """Answer 304 (no body) and return True when the client holds this answer."""
@@ -76,6 +78,13 @@ class Validator:
         resp.media = None
         resp.data = body
         self._headers(resp)
+
+    def naming(self, body: bytes) -> Validator:
+        """This validator with the ETag of `body` under its version."""
+        if self.version is None:
+            return self
+        digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+        return Validator(f'W/"{self.version}-{digest}"', self.cache_control)
 
     def _headers(self, resp: falcon.Response) -> None:
         if self.etag is not None:
@@ -103,15 +112,15 @@ UNBUILT_BESTPLAYS = Validator(None, PER_PLAYER)
 
 
 def bestplays_validator(
-    reader: Reader, params: Sequence[object], refresh_seconds: int, now: datetime
+    reader: Reader, mode: int, refresh_seconds: int, now: datetime
 ) -> Validator:
-    """The validator of a /bestplays answer (`params`: mode first, then the normalized
-    window and limit): the mode's rebuild stamp, fresh until the next rebuild is due."""
-    stamp = reader.fetch(queries.BESTPLAYS_STAMP, (params[0],))
+    """The validator of a /bestplays answer before its body is known (`naming` adds the
+    ETag): the mode's rebuild stamp, fresh until the next rebuild is due."""
+    stamp = reader.fetch(queries.BESTPLAYS_STAMP, (mode,))
     if not stamp:
         return UNBUILT_BESTPLAYS
     refreshed_at: datetime = stamp[0][0]
     due = refreshed_at + timedelta(seconds=refresh_seconds)
     fresh_seconds = max(0, int((due - now).total_seconds()))
     stamp_micros = round(refreshed_at.timestamp() * 1_000_000)
-    return Validator(etag(stamp_micros, "bestplays", *params), f"public, max-age={fresh_seconds}")
+    return Validator(None, f"public, max-age={fresh_seconds}", version=str(stamp_micros))

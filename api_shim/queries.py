@@ -17,6 +17,7 @@ from api_shim.js_json import SHORTEST_RANGE
 from api_shim.params import DateWindow
 from api_shim.read_connections import Prepared
 from api_shim.windows import MonthsPlan
+from osutrack import month_lists
 from osutrack.fields import (
     BEST_PLAY_FIELDS,
     HISCORE_FIELDS,
@@ -181,8 +182,23 @@ PEAK_BODY = Prepared(
 )
 
 BEST_PLAY_KEYS = BEST_PLAY_FIELDS
-# A /bestplays row as printed: the player's id, then the /hiscores row.
-_BEST_PLAY_PRINTED = f"user_id, {_HISCORE_PRINTED}"
+# One /bestplays object, built by Postgres from a play row: `FROM <plays> CROSS JOIN
+# {_BEST_PLAY_OBJECT}` (LEFT JOIN ... ON true), then `row_to_json(p)` prints it as the
+# response does: keys in BEST_PLAY_KEYS order (the player's id, then the /hiscores row),
+# no spaces, times by TO_CHAR, numbers as Postgres prints them (the shortest text that
+# reads back as the same double, whole numbers without `.0`, as the original's
+# JSON.stringify). The subquery has no FROM: its columns are the play row's.
+_BEST_PLAY_OBJECT = (
+    'LATERAL (SELECT user_id AS "user", '
+    + ", ".join(f"{printed(name)} AS {name}" for name in HISCORE_FIELDS)
+    + ") AS p"
+)
+# The body of the plays `top` joined with `_BEST_PLAY_OBJECT`: a JSON array in /bestplays
+# order (`[]` for none), one text value assembled by Postgres.
+_BEST_PLAYS_ARRAY = (
+    "coalesce('[' || string_agg(row_to_json(p)::text, ','"
+    " ORDER BY top.pp DESC, top.score_time, top.score_id) || ']', '[]')"
+)
 
 BESTPLAYS_STAMP = Prepared(
     "osutrack_bestplays_stamp",
@@ -191,12 +207,13 @@ BESTPLAYS_STAMP = Prepared(
 
 # The refresh row and the table in one statement, so both come from the same rebuild.
 # Columns: refreshed_at, row_count, table_size, score_time (raw, for windows), then the
-# BEST_PLAY_KEYS values; a mode whose table is empty gives one row of NULL plays.
+# play's /bestplays object as JSON text; a mode whose table is empty gives one row whose
+# score_time is NULL.
 BESTPLAYS_TABLE = Prepared(
     "osutrack_bestplays_table",
-    "SELECT r.refreshed_at, r.row_count, r.table_size, b.score_time, "  # noqa: S608
-    + ", ".join(printed(name, "b") for name in ("user_id", *HISCORE_FIELDS))
-    + " FROM bestplays_refreshes r LEFT JOIN bestplays b ON b.mode = r.mode"
+    "SELECT r.refreshed_at, r.row_count, r.table_size, b.score_time, row_to_json(p)::text"  # noqa: S608
+    " FROM bestplays_refreshes r LEFT JOIN bestplays b ON b.mode = r.mode"
+    f" LEFT JOIN {_BEST_PLAY_OBJECT} ON true"
     " WHERE r.mode = $1 ORDER BY b.position",
 )
 
@@ -205,22 +222,21 @@ BESTPLAYS_TABLE = Prepared(
 _MICROS = "(extract(epoch FROM {}) * 1000000)::bigint"
 _PLAY_COLUMNS = column_list(PLAY_FIELDS)
 
-# The top `limit` hiscores of a mode inside a window, from all hiscores (before any
-# rebuild, or while month lists are missing). Both candidate indexes cover every column
-# here (migration 0003), so the plan reads index entries only: hiscores_mode_pp_cover
-# walked by pp with the window as a filter (a window holding much of the mode), or
-# hiscores_mode_time_cover over the window then a top-N sort (a narrow one). Times are
-# printed outside the LIMIT, for the winners only: printed inside, to_char ran for every
-# row the sort read (about half the cost of a month at 20 M hiscores). Planned per call
-# (plain text, not PREPAREd), since the better plan depends on the window. Parameters:
-# mode, start, end, limit.
+# The body of the top `limit` hiscores of a mode inside a window, from all hiscores
+# (before any rebuild, or while month lists are missing): one row, one JSON text. Both
+# candidate indexes cover every column here (migration 0003), so the plan reads index
+# entries only: hiscores_mode_pp_cover walked by pp with the window as a filter (a window
+# holding much of the mode), or hiscores_mode_time_cover over the window then a top-N
+# sort (a narrow one). Times are printed and the body assembled outside the LIMIT, for
+# the winners only: printed inside, to_char ran for every row the sort read (about half
+# the cost of a month at 20 M hiscores). Planned per call (plain text, not PREPAREd),
+# since the better plan depends on the window. Parameters: mode, start, end, limit.
 BEST_PLAYS_LIVE = (
     # Constant text (column names, formats); every value is bound.
-    f"SELECT {_BEST_PLAY_PRINTED}"  # noqa: S608
+    f"SELECT {_BEST_PLAYS_ARRAY}"  # noqa: S608
     + f" FROM (SELECT {_PLAY_COLUMNS} FROM hiscores"  # noqa: S608
     " WHERE mode = %s AND score_time >= %s AND score_time <= %s"
-    " ORDER BY pp DESC, score_time, score_id LIMIT %s) AS top"
-    " ORDER BY pp DESC, score_time, score_id"
+    f" ORDER BY pp DESC, score_time, score_id LIMIT %s) AS top CROSS JOIN {_BEST_PLAY_OBJECT}"
 )
 
 
@@ -249,20 +265,13 @@ BESTPLAYS_MONTHS = Prepared(
     "WITH span AS (SELECT date_trunc('month', min(score_time), 'UTC') AS first,"
     " date_trunc('month', max(score_time), 'UTC') AS last FROM hiscores WHERE mode = $1)"
     " SELECT span.first, span.last, l.month, l.row_count, l.list_size,"
-    " b.pp, (extract(epoch FROM b.score_time) * 1000000)::bigint, b.score_id"
+    " l.last_pp, (extract(epoch FROM l.last_score_time) * 1000000)::bigint, l.last_score_id"
     " FROM span LEFT JOIN bestplays_month_lists l ON l.mode = $1"
-    " AND l.month >= greatest(span.first, $2) AND l.month <= least(span.last, $3)"
-    " LEFT JOIN bestplays_months b ON b.mode = l.mode AND b.month = l.month"
-    " AND b.position = l.row_count",
+    " AND l.month >= greatest(span.first, $2) AND l.month <= least(span.last, $3)",
 )
 
-# Positions of a month list whose pp bounds the merge (`bestplays_window_sql`): a play at
-# position p guarantees p plays of its month at or above its pp. About 1.5x apart, so the
-# rows a month contributes are overestimated by at most about half.
-SKETCH_POSITIONS = (
-    *(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700),
-    *(1000, 1500, 2000, 3000, 5000, 7000, 10000),
-)
+# Ranks of a month list whose pp bounds the merge (`osutrack.month_lists`).
+SKETCH_POSITIONS = month_lists.SKETCH_POSITIONS
 
 
 def merge_sql(exact_count: int) -> str:
@@ -280,48 +289,43 @@ def merge_sql(exact_count: int) -> str:
     return (
         "WITH full_months AS (SELECT unnest(%(full_months)s::timestamptz[]) AS month),"  # noqa: S608
         " points AS ("
-        " SELECT b.month, b.position, b.pp,"
-        " b.position - coalesce(lag(b.position) OVER (PARTITION BY b.month"
-        " ORDER BY b.position), 0) AS gain"
-        " FROM full_months f CROSS JOIN LATERAL (SELECT month, position, pp"
-        " FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = f.month"
-        " AND b.position = ANY(%(sketch)s::int[]) OFFSET 0) AS b),"
+        " SELECT l.month, s.position, s.pp,"
+        " s.position - coalesce(lag(s.position) OVER (PARTITION BY l.month"
+        " ORDER BY s.position), 0) AS gain"
+        " FROM full_months f JOIN bestplays_month_lists l"
+        " ON l.mode = %(mode)s AND l.month = f.month"
+        " CROSS JOIN LATERAL unnest(%(all_sketch)s::int[], l.sketch_pp) AS s(position, pp)"
+        " WHERE s.pp IS NOT NULL AND s.position <= %(limit)s),"
         " ranked AS ("
         " SELECT pp, sum(gain) OVER (ORDER BY pp DESC ROWS BETWEEN UNBOUNDED PRECEDING"
         " AND 1 PRECEDING) AS before, sum(gain) OVER () AS total FROM points),"
         " cut AS (SELECT coalesce((SELECT min(pp) FROM ranked"
         " WHERE coalesce(before, 0) < %(limit)s AND total >= %(limit)s),"
         " '-Infinity'::double precision) AS pp),"
-        " full_stops AS ("
-        " SELECT f.month,"
-        " coalesce(min(p.position) FILTER (WHERE p.pp < cut.pp), %(limit)s + 1) AS stop"
-        " FROM full_months f CROSS JOIN cut LEFT JOIN points p ON p.month = f.month"
-        " GROUP BY f.month),"
-        " part_stops AS ("
-        " SELECT r.month, r.lo, r.hi, coalesce((SELECT min(s.position) FROM ("
-        " SELECT s.position, s.pp FROM bestplays_months s WHERE s.mode = %(mode)s"
-        " AND s.month = r.month AND s.position = ANY(%(all_sketch)s::int[]) OFFSET 0) AS s"
-        " WHERE s.pp < cut.pp), 2147483647) AS stop"
-        " FROM unnest(%(part_months)s::timestamptz[], %(part_starts)s::timestamptz[],"
-        " %(part_ends)s::timestamptz[])"
-        " AS r(month, lo, hi) CROSS JOIN cut),"
+        " parts AS (SELECT * FROM unnest(%(part_months)s::timestamptz[],"
+        " %(part_starts)s::timestamptz[], %(part_ends)s::timestamptz[]) AS r(month, lo, hi)),"
         " candidates AS ("
         f" SELECT {listed_columns}"
-        " FROM full_stops f CROSS JOIN cut CROSS JOIN LATERAL ("
+        " FROM full_months f CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = f.month"
-        " AND b.position < f.stop AND b.pp >= cut.pp OFFSET 0) AS b"
+        " AND b.pp >= cut.pp ORDER BY b.pp DESC, b.score_time, b.score_id"
+        " LIMIT %(limit)s) AS b"
         " UNION ALL"
         f" SELECT {listed_columns}"
-        " FROM part_stops r CROSS JOIN cut CROSS JOIN LATERAL ("
+        " FROM parts r CROSS JOIN cut CROSS JOIN LATERAL ("
         " SELECT * FROM bestplays_months b WHERE b.mode = %(mode)s AND b.month = r.month"
-        " AND b.position < r.stop AND b.score_time >= r.lo AND b.score_time <= r.hi"
-        " AND b.pp >= cut.pp ORDER BY b.position LIMIT %(limit)s) AS b"
+        " AND b.score_time >= r.lo AND b.score_time <= r.hi AND b.pp >= cut.pp"
+        " ORDER BY b.pp DESC, b.score_time, b.score_id LIMIT %(limit)s) AS b"
         f"{exact_branches}),"
         " top AS (SELECT * FROM candidates ORDER BY pp DESC, score_time, score_id"
-        " LIMIT %(limit)s)"
-        f" SELECT {_BEST_PLAY_PRINTED}, pp, "
+        " LIMIT %(limit)s),"
+        " last AS (SELECT pp, "
         + _MICROS.format("score_time")
-        + ", score_id FROM top ORDER BY pp DESC, score_time, score_id"
+        + " AS score_micros, score_id FROM top"  # noqa: S608
+        " ORDER BY pp, score_time DESC, score_id DESC LIMIT 1)"
+        " SELECT answer.plays, answer.body, last.pp, last.score_micros, last.score_id"
+        f" FROM (SELECT count(*) AS plays, {_BEST_PLAYS_ARRAY} AS body"
+        f" FROM top CROSS JOIN {_BEST_PLAY_OBJECT}) AS answer LEFT JOIN last ON true"
     )
 
 
@@ -331,8 +335,6 @@ def merge_params(mode: int, limit: int, plan: MonthsPlan) -> dict[str, Any]:
         "mode": mode,
         "limit": limit,
         "full_months": list(plan.full_months),
-        # A month gives at most `limit` rows, so positions past it never bound anything.
-        "sketch": [position for position in SKETCH_POSITIONS if position <= limit],
         "all_sketch": list(SKETCH_POSITIONS),
         "part_months": [month for month, _, _ in plan.list_parts],
         "part_starts": [lo for _, lo, _ in plan.list_parts],
@@ -373,35 +375,28 @@ _MERGE_LISTS_ONLY = Prepared(
 _MERGE_LISTS_ONLY_PARAMETERS = _parameter_order(merge_sql(0))
 
 
-def merge_row_parts(row: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[float, int, int]]:
-    """A `bestplays_window` row as (BEST_PLAY_KEYS values, (pp, score micros, score id))."""
-    printed_values = row[: len(BEST_PLAY_KEYS)]
-    pp, score_micros, score_id = row[len(BEST_PLAY_KEYS) :]
-    return printed_values, (pp, score_micros, score_id)
-
-
 def bestplays_window(
     mode: int, limit: int, plan: MonthsPlan
 ) -> tuple[str | Prepared, tuple[Any, ...]]:
     """The statement (and its parameters) answering a window from month lists and exact
     parts, as `plan` splits it (`api_shim.windows`).
 
-    Columns: BEST_PLAY_KEYS values (times printed), then pp, score time in microseconds
-    and score_id: the sort key, for the caller's exactness check
-    (`windows.answer_is_exact`). Exact parts are inlined
+    One row: the number of plays, the body (JSON text, `_BEST_PLAYS_ARRAY`), then the last
+    play's pp, score time in microseconds and score_id (NULL without plays): its sort key,
+    for the caller's exactness check (`windows.answer_is_exact`). Exact parts are inlined
     as one branch each with their own bounds, so the planner picks each one's plan (a time
     range and a top-N sort) from its size.
 
     Cost: `cut` is the pp above which the full months' lists are sure to hold `limit`
     plays, read from each list's SKETCH_POSITIONS (a play at position p guarantees p plays
     at or above its pp; the running sum over all months in pp order reaches `limit` at
-    `cut`). Each full month then gives only its rows above `cut`, a prefix of its list
-    that stops at its first sketch position below `cut`: about `limit` rows in all,
-    however many months. A partial month's list is read in order until `limit` of its
-    rows fall inside the window. Times are printed for the `limit` winners only. `OFFSET 0`
-    keeps each per-month subquery a separate, parameterized index scan on
-    `bestplays_months_pkey` (mode, month, position): flattened into a join, it was planned
-    from the table's statistics, which are stale right after a large build.
+    `cut`). Each full month then gives only its rows at or above `cut`, a prefix of its
+    list read in /bestplays order from `bestplays_months_ranked`: about `limit` rows in
+    all, however many months. A partial month's list is read in order until `limit` of its
+    rows fall inside the window. Times are printed, and the body assembled, for the
+    `limit` winners only. Each per-month subquery has its own LIMIT, which keeps it a
+    separate, parameterized index scan (not flattened into a join planned from the
+    table's statistics, which are stale right after a large build).
     """
     params = merge_params(mode, limit, plan)
     if not plan.exact_parts:

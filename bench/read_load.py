@@ -80,6 +80,9 @@ def cases(users: int) -> list[Case]:
     for label, days in (("year", 364), ("month", 30), ("day", 0)):
         read.append(Case(f"/bestplays?limit=100, random {label}", window(days, 100)))
         read.append(Case(f"/bestplays?limit=10000, random {label} (c=2)", window(days, 10000), 2))
+    # Heavy windows waiting their turn (issue 14): 8 clients at once.
+    for label, days in (("year", 364), ("month", 30)):
+        read.append(Case(f"/bestplays?limit=10000, random {label} (c=8)", window(days, 10000), 8))
     return read
 
 

@@ -147,7 +147,7 @@ def main() -> None:
             walls = []
             for _ in range(args.repeat):
                 began = time.perf_counter()
-                best._window_body(reader, args.mode, window, limit, True)
+                best._window_body(reader, args.mode, window, limit, True, True)
                 walls.append((time.perf_counter() - began) * 1000)
             plan = _plan(reader, args.mode, window, limit)
             # As text, for EXPLAIN (the lists-only merge runs PREPAREd in the API).

@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from osutrack.fields import PLAY_COLUMNS, STATS
 
@@ -174,21 +174,32 @@ job_watermarks = Table(
     Column("watermark", DateTime(timezone=True), nullable=False),
 )
 
-# Per mode and calendar month (UTC, by score_time): the month's top plays in /bestplays
-# order (position 1 = best), rebuilt by beat for the months whose hiscores changed
-# (migration 0005). A window is answered by merging the lists of the months it covers.
+# Per mode and calendar month (UTC, by score_time): the month's top plays, keyed by play
+# and read in /bestplays order from `bestplays_months_ranked` (no stored rank, so a play
+# entering a list writes itself only), rebuilt by beat for the months whose hiscores
+# changed (migrations 0005, 0007). A window is answered by merging the lists of the
+# months it covers.
 bestplays_months = Table(
     "bestplays_months",
     metadata,
     Column("mode", SmallInteger, nullable=False),
     Column("month", DateTime(timezone=True), nullable=False),
-    Column("position", Integer, nullable=False),
     *_play_columns(),
-    PrimaryKeyConstraint("mode", "month", "position", name="bestplays_months_pkey"),
+    PrimaryKeyConstraint("mode", "month", "score_id", name="bestplays_months_pkey"),
+    Index(
+        "bestplays_months_ranked",
+        "mode",
+        "month",
+        text("pp DESC"),
+        "score_time",
+        "score_id",
+    ),
 )
 
 # One row per built month list; a list with fewer rows than `list_size` holds every play
-# of its month. A month without a row is not built yet.
+# of its month. A month without a row is not built yet. `last_*`: the sort key of the
+# list's last play (NULL for an empty list); `sketch_pp`: the pp at each of
+# `osutrack.month_lists.SKETCH_POSITIONS`, NULL past the list's end.
 bestplays_month_lists = Table(
     "bestplays_month_lists",
     metadata,
@@ -197,6 +208,10 @@ bestplays_month_lists = Table(
     Column("built_at", DateTime(timezone=True), nullable=False),
     Column("row_count", Integer, nullable=False),
     Column("list_size", Integer, nullable=False),
+    Column("last_pp", Double),
+    Column("last_score_time", DateTime(timezone=True)),
+    Column("last_score_id", BigInteger),
+    Column("sketch_pp", ARRAY(Double), nullable=False),
     PrimaryKeyConstraint("mode", "month", name="bestplays_month_lists_pkey"),
 )
 

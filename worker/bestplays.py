@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from osutrack.fields import PLAY_FIELDS, column_list, upsert_changed
+from osutrack.month_lists import SKETCH_POSITIONS
 from osutrack.schema import bestplays_refreshes
 
 MODES = (0, 1, 2, 3)
@@ -102,12 +103,15 @@ MONTHS_BUILT_PER_REBUILD = 24
 # then no row with pp >= the last play's was added, removed or altered: the listed rows
 # are unchanged and still outrank every other row of the month. An equal pp must rank
 # again (ties go by score time and id, a new tie could come first). A list that is not
-# full holds every play of its month, so any change ranks it again. The last play is one
-# primary-key lookup per changed month. Each target month is ranked from
-# `hiscores_mode_time_cover` (the month's plays, then a top-N sort); like the table, only
-# positions whose play changed are written and positions past the new end deleted. A
-# month left without plays keeps an empty list row (built, nothing in it). Month
-# arithmetic is done in UTC, whatever the session's time zone.
+# full holds every play of its month, so any change ranks it again. Each target month is
+# ranked from `hiscores_mode_time_cover` (the month's plays, then a top-N sort). List rows
+# are keyed by play, with no stored rank: the new ranking is compared with the stored
+# list in one join (`moved`), and only plays that entered the list are inserted, plays
+# whose columns changed updated, and plays that left it deleted; a play that stays is
+# not written, however far the plays above it moved. Each list's row keeps its last
+# play's sort key and its sketch (the pp at SKETCH_POSITIONS). A month left without plays
+# keeps an empty list row (built, nothing in it). Month arithmetic is done in UTC,
+# whatever the session's time zone.
 _REBUILD_MONTHS_SQL = (
     """
     WITH changed AS (
@@ -119,12 +123,9 @@ _REBUILD_MONTHS_SQL = (
     ranked_again AS (
         SELECT c.month FROM changed_months c
         WHERE NOT EXISTS (
-            SELECT 1
-            FROM bestplays_month_lists l
-            JOIN bestplays_months last
-              ON last.mode = l.mode AND last.month = l.month AND last.position = l.row_count
+            SELECT 1 FROM bestplays_month_lists l
             WHERE l.mode = :mode AND l.month = c.month AND l.row_count = l.list_size
-              AND c.max_pp < last.pp
+              AND c.max_pp < l.last_pp
         )
     ),
     span AS (
@@ -145,55 +146,89 @@ _REBUILD_MONTHS_SQL = (
         SELECT month FROM ranked_again UNION SELECT month FROM unbuilt
     ),
     fresh AS (
-        SELECT t.month,
-               row_number() OVER (PARTITION BY t.month
-                                  ORDER BY h.pp DESC, h.score_time, h.score_id)::int AS position,
-               """  # noqa: S608
+        SELECT t.month, h.place, h.plays, """  # noqa: S608
     + column_list(PLAY_FIELDS, "h")
     + """
         FROM targets t
         CROSS JOIN LATERAL (
-            SELECT """
+            SELECT row_number() OVER (ORDER BY pp DESC, score_time, score_id)::int AS place,
+                   count(*) OVER ()::int AS plays, """
     + _PLAYS
     + """
-            FROM hiscores
-            WHERE mode = :mode AND score_time >= t.month
-              AND score_time < (t.month AT TIME ZONE 'UTC' + interval '1 month') AT TIME ZONE 'UTC'
-            ORDER BY pp DESC, score_time, score_id LIMIT :size
+            FROM (SELECT """
+    + _PLAYS
+    + """
+                  FROM hiscores
+                  WHERE mode = :mode AND score_time >= t.month
+                    AND score_time < (t.month AT TIME ZONE 'UTC' + interval '1 month')
+                                     AT TIME ZONE 'UTC'
+                  ORDER BY pp DESC, score_time, score_id LIMIT :size) AS top
         ) AS h
     ),
-    counts AS (
-        SELECT t.month, count(f.position)::int AS row_count
-        FROM targets t LEFT JOIN fresh f ON f.month = t.month
+    summaries AS (
+        SELECT t.month, coalesce(max(f.plays), 0) AS row_count,
+               max(f.pp) FILTER (WHERE f.place = f.plays) AS last_pp,
+               max(f.score_time) FILTER (WHERE f.place = f.plays) AS last_score_time,
+               max(f.score_id) FILTER (WHERE f.place = f.plays) AS last_score_id,
+               coalesce(array_agg(f.pp ORDER BY f.place)
+                        FILTER (WHERE f.place = ANY(CAST(:sketch AS int[]))),
+                        '{}') AS sketch_pp
+        FROM targets t
+        LEFT JOIN (SELECT * FROM fresh
+                   WHERE place = plays OR place = ANY(CAST(:sketch AS int[]))) AS f
+          ON f.month = t.month
         GROUP BY t.month
     ),
+    stored AS (
+        SELECT b.* FROM targets t
+        JOIN bestplays_months b ON b.mode = :mode AND b.month = t.month
+    ),
+    moved AS (
+        SELECT f.month AS fresh_month, s.month AS stored_month, s.score_id AS stored_score_id, """
+    + column_list(PLAY_FIELDS, "f")
+    + """
+        FROM fresh f FULL JOIN stored s ON s.month = f.month AND s.score_id = f.score_id
+        WHERE f.month IS NULL OR s.month IS NULL
+           OR ("""
+    + column_list(PLAY_FIELDS, "f")
+    + """) IS DISTINCT FROM ("""
+    + column_list(PLAY_FIELDS, "s")
+    + """)
+    ),
     written AS (
-        INSERT INTO bestplays_months AS b (mode, month, position, """
+        INSERT INTO bestplays_months AS b (mode, month, """
     + _PLAYS
     + """)
-        SELECT :mode, month, position, """
+        SELECT :mode, fresh_month, """
     + _PLAYS
     + """
-        FROM fresh
+        FROM moved WHERE fresh_month IS NOT NULL
         """
-    + upsert_changed("b", ("mode", "month", "position"), PLAY_FIELDS)
+    + upsert_changed("b", ("mode", "month", "score_id"), PLAY_FIELDS)
     + """
         RETURNING 1
     ),
     removed AS (
-        DELETE FROM bestplays_months b USING counts c
-        WHERE b.mode = :mode AND b.month = c.month AND b.position > c.row_count
+        DELETE FROM bestplays_months b USING moved m
+        WHERE m.fresh_month IS NULL
+          AND b.mode = :mode AND b.month = m.stored_month AND b.score_id = m.stored_score_id
         RETURNING 1
     ),
     listed AS (
-        INSERT INTO bestplays_month_lists AS l (mode, month, built_at, row_count, list_size)
-        SELECT :mode, month, :now, row_count, :size FROM counts
+        INSERT INTO bestplays_month_lists AS l (mode, month, built_at, row_count, list_size,
+                                                last_pp, last_score_time, last_score_id,
+                                                sketch_pp)
+        SELECT :mode, month, :now, row_count, :size, last_pp, last_score_time, last_score_id,
+               sketch_pp
+        FROM summaries
         ON CONFLICT (mode, month) DO UPDATE SET
             built_at = excluded.built_at, row_count = excluded.row_count,
-            list_size = excluded.list_size
+            list_size = excluded.list_size, last_pp = excluded.last_pp,
+            last_score_time = excluded.last_score_time,
+            last_score_id = excluded.last_score_id, sketch_pp = excluded.sketch_pp
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM counts), (SELECT count(*) FROM written),
+    SELECT (SELECT count(*) FROM summaries), (SELECT count(*) FROM written),
            (SELECT count(*) FROM removed), (SELECT count(*) FROM listed)
     """
 )
@@ -202,7 +237,8 @@ _REBUILD_MONTHS = text(_REBUILD_MONTHS_SQL)
 
 @dataclass(frozen=True)
 class MonthListsRebuild:
-    """What one rebuild of the month lists did: months rebuilt, list rows written/removed."""
+    """What one rebuild of the month lists did: months rebuilt, list rows written (plays
+    that entered a list or changed) and removed (plays that left one)."""
 
     months: int
     written: int
@@ -223,13 +259,20 @@ def rebuild_month_lists(
     updated (pp) or deleted since the last run (the trigger log), plus at most
     `max_new_months` never-built months, are ranked again, each one from its own month of
     score times; a full list that no changed play (pp strictly below its last play's) can
-    enter, leave or move within is not ranked again. A play that left hiscores (a deleted
+    enter, leave or move within is not ranked again. Writes are the plays that entered,
+    changed in or left a list, not the plays below them. A play that left hiscores (a deleted
     user) or changed pp leaves or moves in its month's list at the next run. Readers see
     the old or the new lists (one statement, MVCC) and wait for no lock; until the next
     run a list is the month as of the previous one.
     """
     counts = session.execute(
         _REBUILD_MONTHS,
-        {"mode": mode, "size": list_size, "now": now, "max_new": max_new_months},
+        {
+            "mode": mode,
+            "size": list_size,
+            "now": now,
+            "max_new": max_new_months,
+            "sketch": list(SKETCH_POSITIONS),
+        },
     ).one()
     return MonthListsRebuild(months=int(counts[0]), written=int(counts[1]), removed=int(counts[2]))

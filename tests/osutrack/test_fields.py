@@ -42,7 +42,7 @@ def test_tables_hold_the_declared_columns_in_order() -> None:
     assert [column.name for column in hiscores.columns] == ["mode", *PLAY_FIELDS]
     assert [column.name for column in bestplays.columns] == ["mode", "position", *PLAY_FIELDS]
     month_columns = [column.name for column in bestplays_months.columns]
-    assert month_columns == ["mode", "month", "position", *PLAY_FIELDS]
+    assert month_columns == ["mode", "month", *PLAY_FIELDS]
 
 
 def test_response_fields_of_a_play() -> None:

@@ -93,7 +93,9 @@ def _month_list(session: Session, month: datetime) -> list[tuple[int, float]]:
     rows = session.execute(
         select(bestplays_months.c.score_id, bestplays_months.c.pp)
         .where(bestplays_months.c.mode == 0, bestplays_months.c.month == month)
-        .order_by(bestplays_months.c.position)
+        .order_by(
+            bestplays_months.c.pp.desc(), bestplays_months.c.score_time, bestplays_months.c.score_id
+        )
     )
     return [(int(score_id), float(pp)) for score_id, pp in rows]
 

@@ -64,9 +64,12 @@ def test_every_migration_steps_down_and_up_again(scratch_url: str) -> None:
     upgrade(scratch_url)
     at_head = _tables_and_indexes(scratch_url)
     assert {"job_watermarks", "stats_snapshots_captured_at", "bestplays_months"} <= at_head
+    command.downgrade(alembic_config(scratch_url), "0006")
+    at_0006 = _tables_and_indexes(scratch_url)
+    assert at_head - at_0006 == {"bestplays_months_ranked"}
     command.downgrade(alembic_config(scratch_url), "0005")
     at_0005 = _tables_and_indexes(scratch_url)
-    assert at_head - at_0005 == {"read_versions", "read_versions_pkey"}
+    assert at_0006 - at_0005 == {"read_versions", "read_versions_pkey"}
     command.downgrade(alembic_config(scratch_url), "0004")
     at_0004 = _tables_and_indexes(scratch_url)
     month_lists = {"bestplays_months", "bestplays_month_lists", "bestplays_month_changes"}
@@ -129,3 +132,37 @@ def test_0004_reruns_after_its_index_build_failed(scratch_url: str) -> None:
             assert tuple(index) == (True, False)
     finally:
         engine.dispose()
+
+
+def test_0007_keeps_each_built_lists_last_play_and_sketch(scratch_url: str) -> None:
+    upgrade(scratch_url, "0006")
+    engine = sa.create_engine(scratch_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO bestplays_month_lists VALUES"
+                    " (0, '2020-01-01Z', now(), 3, 10), (0, '2020-02-01Z', now(), 0, 10)"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO bestplays_months SELECT 0, '2020-01-01Z', p, 100 + p, 7, 1, 1,"
+                    " 400.0 - p, 0, 'A', ('2020-01-0' || p || 'Z')::timestamptz, now()"
+                    " FROM generate_series(1, 3) AS p"
+                )
+            )
+        upgrade(scratch_url)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT month, last_pp, extract(day FROM last_score_time), last_score_id,"
+                    " sketch_pp FROM bestplays_month_lists ORDER BY month"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row[1:]) for row in rows] == [
+        (397.0, 3, 103, [399.0, 398.0, 397.0]),
+        (None, None, None, []),
+    ]
