@@ -289,7 +289,8 @@ class BestPlaysResource:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._best_plays = BestPlays(services.database.reads.reader_for)
+        # Looked up per call: the process's database is built when it starts serving.
+        self._best_plays = BestPlays(lambda: services.database.reads.reader_for())
         self._heavy_queue = HeavyQueue(HEAVY_RUNNING, HEAVY_QUEUE_BOUND)
 
     @spec.validate(

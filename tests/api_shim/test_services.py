@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from api_shim.services import Services, StartServices
+import pytest
+
+from api_shim.app import create_app
+from api_shim.services import ProcessResources, Services, StartServices
 from osutrack.settings import Settings
 
 # Nothing connects while the resources are built, so unreachable addresses are enough.
@@ -33,3 +36,17 @@ def test_a_server_without_lifespan_builds_them_on_first_use() -> None:
     services = Services.from_settings(CLOSED_SETTINGS)
     assert services.blocking is services.blocking
     assert services._process is not None
+
+
+def test_building_the_app_builds_no_process_resources(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Settings] = []
+    real_build = ProcessResources.build
+
+    def build(settings: Settings) -> ProcessResources:
+        built.append(settings)
+        return real_build(settings)
+
+    monkeypatch.setattr(ProcessResources, "build", staticmethod(build))
+    # granian imports the app, then forks: whatever create_app built would be shared.
+    create_app(CLOSED_SETTINGS)
+    assert built == []
