@@ -289,9 +289,12 @@ class BestPlaysResource:
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        # Looked up per call: the process's database is built when it starts serving.
-        self._best_plays = BestPlays(lambda: services.database.reads.reader_for())
+        self._best_plays = BestPlays(self._reader)
         self._heavy_queue = HeavyQueue(HEAVY_RUNNING, HEAVY_QUEUE_BOUND)
+
+    def _reader(self) -> Reader:
+        # Looked up per call: the process's database is built when it starts serving.
+        return self._services.database.reads.reader_for()
 
     @spec.validate(
         query=BestPlaysQuery,
