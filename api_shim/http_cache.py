@@ -22,9 +22,6 @@ from datetime import datetime, timedelta
 
 import falcon
 
-from api_shim import queries
-from api_shim.read_connections import Reader
-
 CONTENT_TYPE = "application/json; charset=utf-8"
 PER_PLAYER = "no-cache"
 
@@ -112,14 +109,13 @@ UNBUILT_BESTPLAYS = Validator(None, PER_PLAYER)
 
 
 def bestplays_validator(
-    reader: Reader, mode: int, refresh_seconds: int, now: datetime
+    refreshed_at: datetime | None, refresh_seconds: int, now: datetime
 ) -> Validator:
     """The validator of a /bestplays answer before its body is known (`naming` adds the
-    ETag): the mode's rebuild stamp, fresh until the next rebuild is due."""
-    stamp = reader.fetch(queries.BESTPLAYS_STAMP, (mode,))
-    if not stamp:
+    ETag): the mode's rebuild stamp (None: never rebuilt), fresh until the next rebuild
+    is due."""
+    if refreshed_at is None:
         return UNBUILT_BESTPLAYS
-    refreshed_at: datetime = stamp[0][0]
     due = refreshed_at + timedelta(seconds=refresh_seconds)
     fresh_seconds = max(0, int((due - now).total_seconds()))
     stamp_micros = round(refreshed_at.timestamp() * 1_000_000)

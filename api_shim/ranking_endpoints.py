@@ -96,17 +96,20 @@ class BestPlays:
         self._load_lock = threading.Lock()
         self._live = BodyCache(LIVE_BODIES_MAX_ENTRIES, LIVE_BODIES_MAX_BYTES)
 
-    def known_body(self, mode: int, window: params.DateWindow, limit: int) -> bytes | None:
-        """The body when this process already has it: answered by the current table copy,
-        or kept in the LRU since the current rebuild. One stamp lookup, no other statement
+    def stamp(self, mode: int) -> datetime | None:
+        """When the mode's table was last rebuilt (None: never): one primary-key lookup."""
+        rows = self._reader_of().fetch(queries.BESTPLAYS_STAMP, (mode,))
+        return rows[0][0] if rows else None
+
+    def known_body(
+        self, refreshed_at: datetime, mode: int, window: params.DateWindow, limit: int
+    ) -> bytes | None:
+        """The body when this process already has it for the rebuild of `refreshed_at`:
+        answered by the table copy, or kept in the LRU since that rebuild. No statement
         and no table load, so it is cheap enough for the event loop; None means `body`
         has to work for it."""
-        reader: Reader = self._reader_of()
-        stamp = reader.fetch(queries.BESTPLAYS_STAMP, (mode,))
-        if not stamp:
-            return None
         table = self._tables.get(mode)
-        if table is None or table.refreshed_at != stamp[0][0]:
+        if table is None or table.refreshed_at != refreshed_at:
             return None
         answer = table.answer(window, limit)
         if answer is not None:
@@ -316,18 +319,15 @@ class BestPlaysResource:
         query: BestPlaysQuery = req.context.query
         best_plays, services = self._best_plays, self._services
         args = (query.mode, query.window, query.limit)
+        refreshed_at = await services.read(best_plays.stamp, query.mode)
         # HTTP caching (api_shim.http_cache): fresh until the mode's next rebuild.
-        validator = await services.read(
-            http_cache.bestplays_validator,
-            services.database.reads.reader_for(),
-            query.mode,
-            services.settings.bestplays_refresh_seconds,
-            datetime.now(UTC),
+        validator = http_cache.bestplays_validator(
+            refreshed_at, services.settings.bestplays_refresh_seconds, datetime.now(UTC)
         )
         body = None
-        if query.limit <= LIGHT_LIMIT:
+        if query.limit <= LIGHT_LIMIT and refreshed_at is not None:
             # Larger bodies take milliseconds to join even from memory: not on the loop.
-            body = await services.read(best_plays.known_body, *args)
+            body = best_plays.known_body(refreshed_at, *args)
         if body is None:
             try:
                 # Loading a rebuilt table or merging month lists would stall every
